@@ -1,0 +1,34 @@
+# Two commands do everything: `make demo` and `make test`. Both create the venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KGF := $(VENV)/bin/kgfusion
+# The CPU wheel of torch lies on this machine's disk; an unpinned torch would pull a CUDA build.
+TORCH ?= torch==2.13.0
+EXTRAS ?= dev,onnx,hpo,ui
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+demo: install
+	HF_HUB_OFFLINE=1 $(KGF) demo
+
+test: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/core_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
