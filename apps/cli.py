@@ -1,0 +1,52 @@
+"""Root Click group ``kgfusion``. Sub-groups load lazily so ``--help`` stays fast (no torch import)."""
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+from core.errors import KgfusionError
+
+# name -> "module:attribute" of a click.Group; each app owns its own cli module.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "model": ("apps.model.cli:group", "Train, evaluate, quantize, compress and serve encoders."),
+    "kg": ("apps.kg.cli:group", "Build and query the knowledge graphs; link mentions to entities."),
+    "demo": ("apps.demo:demo", "Run the shipped demo end to end and print the results."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in SUBCOMMANDS:
+            return None
+        module_name, attr = SUBCOMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def invoke(self, ctx: click.Context):
+        # User-facing errors print as one clear line with exit code 1, not a traceback.
+        try:
+            return super().invoke(ctx)
+        except KgfusionError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUBCOMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+@click.version_option(package_name="kgfusion")
+def cli(verbose: bool) -> None:
+    """kgfusion: domain NLP with knowledge-graph fusion, on your own CPU."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+def main() -> None:
+    """Console entry point."""
+    cli()

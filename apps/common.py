@@ -1,0 +1,26 @@
+"""Helpers shared by the Click commands: output as JSON or text, data locations."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def repo_data_dir() -> Path:
+    """The data/ folder: $KGFUSION_DATA if set, else the one beside the installed packages."""
+    env = os.environ.get("KGFUSION_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "data"
+
+
+def emit(obj: Any, as_json: bool, text: str | None = None) -> None:
+    """Print machine-readable JSON with --json, else the human text."""
+    if as_json:
+        click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(text if text is not None else json.dumps(obj, indent=2, default=str))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")

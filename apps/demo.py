@@ -1,0 +1,37 @@
+"""`kgfusion demo`: run the shipped models and knowledge on the shipped data and print the results."""
+from __future__ import annotations
+
+import time
+
+import click
+
+from apps.common import repo_data_dir
+
+SENTIMENT_BUNDLE = "models/finsent-phrasebank-lora"
+EXAMPLES = [
+    "Operating profit rose to EUR 13.1 mn from EUR 8.7 mn in the corresponding period in 2007.",
+    "The company said it would cut 300 jobs after sales fell sharply.",
+    "The annual general meeting will be held on 15 March.",
+]
+
+
+@click.command("demo")
+@click.option("--quick", is_flag=True, help="Small slices only (well under a minute).")
+def demo(quick: bool) -> None:
+    """Run the shipped demo end to end and print the results."""
+    from core.evaluate import format_report
+    from core.jobs import evaluate_bundle
+    from core.predict import Predictor
+
+    data = repo_data_dir()
+    bundle = data / SENTIMENT_BUNDLE
+    click.secho(f"== Sentiment model: {bundle.name}", bold=True)
+    started = time.perf_counter()
+    for backend in ("fp32", "int8"):
+        metrics = evaluate_bundle(bundle, split="test", backend=backend)
+        click.echo(format_report(metrics, f"-- held-out PhraseBank test split, backend {backend}"))
+    predictor = Predictor.from_bundle(bundle, backend="int8")
+    click.echo("-- predictions (int8)")
+    for text, pred in zip(EXAMPLES, predictor.predict(EXAMPLES)):
+        click.echo(f"{pred.label:<9} {pred.score:.2f}  {text}")
+    click.echo(f"({time.perf_counter() - started:.1f} s)")

@@ -1,0 +1,1 @@
+"""`kgfusion model`: the core layer's commands."""

@@ -1,0 +1,171 @@
+"""`kgfusion model train | evaluate | quantize | compress | predict | search | info`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from apps.common import emit, json_option
+
+BACKEND = click.Choice(["fp32", "int8", "onnx-int8"])
+
+
+@click.group("model")
+def group() -> None:
+    """Train, evaluate, quantize, compress and serve small transformer encoders."""
+
+
+def rebuild_command(ctx: click.Context) -> list[str]:
+    """The command line that reproduces this invocation (for the model card), defaults omitted."""
+    words = ["kgfusion", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if not isinstance(param, click.Option) or param.name in ("as_json", "quiet") or value == param.default:
+            continue
+        flag = param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0]
+        values = value if param.multiple else [value]
+        for v in values:
+            words += [flag] if param.is_flag else [flag, str(v)]
+    return words
+
+
+def _label_map(value: str | None) -> dict[str, str] | None:
+    if not value:
+        return None
+    try:
+        pairs = [p.split("=", 1) for p in value.split(",")]
+        return {k.strip(): v.strip() for k, v in pairs}
+    except ValueError as exc:
+        raise click.BadParameter("use FROM=TO pairs separated by commas, e.g. 0=negative,1=positive") from exc
+
+
+@group.command()
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Labelled file: CSV/JSONL (text,label), PhraseBank .txt, or CoNLL TSV for --task token.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Bundle directory to write.")
+@click.option("--task", type=click.Choice(["sequence", "token"]), default="sequence", show_default=True)
+@click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
+@click.option("--base", default="minilm", show_default=True, help="'minilm' or a local HF model directory.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "csv", "jsonl", "phrasebank"]), default="auto")
+@click.option("--text-col", default="text", show_default=True)
+@click.option("--label-col", default="label", show_default=True)
+@click.option("--label-map", default=None, help="Rename labels, e.g. 0=negative,1=positive,2=neutral.")
+@click.option("--extra-train", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="More labelled files added to the training split only.")
+@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=None, help="Default: 5e-5 full, 1e-3 LoRA.")
+@click.option("--max-length", type=int, default=64, show_default=True)
+@click.option("--lora-r", type=int, default=8, show_default=True)
+@click.option("--class-weights", type=click.Choice(["none", "balanced"]), default="none", show_default=True)
+@click.option("--fgm", "fgm_epsilon", type=float, default=0.0, help="FGM adversarial epsilon (0 = off).")
+@click.option("--patience", type=int, default=2, show_default=True)
+@click.option("--max-steps", type=int, default=0, help="Stop after N steps (0 = no limit).")
+@click.option("--dev", type=float, default=0.1, show_default=True, help="Dev fraction.")
+@click.option("--test", type=float, default=0.1, show_default=True, help="Held-out test fraction.")
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--name", default="", help="Bundle name for the model card.")
+@click.option("--licence", default="see the data set's LICENSE file", help="Data licence for the model card.")
+@click.option("--description", default="", help="One paragraph for the model card.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@json_option
+def train(data_path, out_dir, task, method, base, fmt, text_col, label_col, label_map, extra_train, epochs,
+          batch_size, lr, max_length, lora_r, class_weights, fgm_epsilon, patience, max_steps, dev, test, seed,
+          name, licence, description, quiet, as_json):
+    """Fine-tune a classifier on a labelled file and write a bundle (weights, metrics, model card)."""
+    from core.finetune import TrainConfig
+    from core.jobs import DataSpec, train_bundle
+
+    config = TrainConfig(task=task, method=method, base=base, epochs=epochs, batch_size=batch_size, lr=lr,
+                         max_length=max_length, lora_r=lora_r, class_weights=class_weights,
+                         fgm_epsilon=fgm_epsilon, patience=patience, max_steps=max_steps, seed=seed)
+    spec = DataSpec(path=data_path, fmt=fmt, text_col=text_col, label_col=label_col,
+                    label_map=_label_map(label_map), dev=dev, test=test, seed=seed, licence=licence,
+                    description=description, extra_train=list(extra_train))
+    result = train_bundle(config, spec, out_dir, name=name, progress=not quiet and not as_json,
+                          command=rebuild_command(click.get_current_context()))
+    m = result["metrics"]
+    text = (f"bundle written: {result['bundle']}\n"
+            + "  ".join(f"{k}={v:.4f}" for k, v in m.items() if k.startswith(("dev_", "test_")))
+            + f"\nsplit: {result['data']['split']}; rejected rows: {result['rejects']}")
+    emit({k: v for k, v in result.items() if k != "metrics"} | {"metrics": {k: v for k, v in m.items() if k != "details"}},
+         as_json, text)
+
+
+@group.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Labelled file; default: the bundle's training file.")
+@click.option("--split", type=click.Choice(["test", "dev", "train", "all"]), default="test", show_default=True,
+              help="Rows recorded at training time; 'all' for any other file.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "csv", "jsonl", "phrasebank"]), default="auto")
+@click.option("--text-col", default="text")
+@click.option("--label-col", default="label")
+@click.option("--label-map", default=None)
+@click.option("--backend", type=BACKEND, default="fp32", show_default=True)
+@json_option
+def evaluate(bundle, data_path, split, fmt, text_col, label_col, label_map, backend, as_json):
+    """Evaluate a bundle: accuracy/macro-F1 or entity P/R/F1, per-class table, confusion matrix."""
+    from core.evaluate import format_report
+    from core.jobs import DataSpec, evaluate_bundle
+
+    spec = (DataSpec(path=data_path, fmt=fmt, text_col=text_col, label_col=label_col, label_map=_label_map(label_map))
+            if data_path else None)
+    metrics = evaluate_bundle(bundle, spec, split=split, backend=backend)
+    emit(metrics, as_json, format_report(metrics, f"{Path(bundle).name} on {split} ({backend})"))
+
+
+@group.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.argument("texts", nargs=-1)
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False),
+              help="A text file, one item per line (instead of TEXTS).")
+@click.option("--backend", type=BACKEND, default="fp32", show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@json_option
+def predict(bundle, texts, input_path, backend, batch_size, as_json):
+    """Predict labels (or entity spans) for TEXTS or the lines of --input."""
+    from core.predict import Predictor
+
+    items = list(texts)
+    if input_path:
+        items += [line.rstrip("\n") for line in Path(input_path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not items:
+        raise click.UsageError("give TEXTS or --input FILE")
+    predictor = Predictor.from_bundle(bundle, backend=backend, batch_size=batch_size)
+    if predictor.task == "sequence":
+        preds = predictor.predict(items)
+        rows = [{"text": t, "label": p.label, "score": round(p.score, 4), "probs": p.probs} for t, p in zip(items, preds)]
+        text = "\n".join(f"{r['label']:<10} {r['score']:.3f}  {r['text']}" for r in rows)
+    else:
+        spans = predictor.predict_spans(items)
+        rows = [{"text": t, "spans": [s.to_dict() for s in ss]} for t, ss in zip(items, spans)]
+        text = "\n".join(
+            f"{r['text']}\n" + "\n".join(f"  [{s['start']}:{s['end']}] {s['label']:<10} {s['score']:.3f} {s['text']}"
+                                         for s in r["spans"])
+            for r in rows
+        )
+    emit(rows, as_json, text)
+
+
+@group.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@json_option
+def info(bundle, as_json):
+    """Show a bundle's manifest, size, files and headline metrics; verifies checksums."""
+    from core.bundle import verify_bundle
+
+    manifest = verify_bundle(bundle)
+    path = Path(bundle)
+    size_mb = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+    metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").is_file() else {}
+    headline = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    obj = {"manifest": manifest.to_dict(), "size_mb": round(size_mb, 2), "metrics": headline, "verified": True}
+    text = "\n".join([
+        f"{manifest.name}: {manifest.task} classification, {manifest.method} on {manifest.base}",
+        f"labels: {', '.join(manifest.labels)}",
+        f"size: {size_mb:.2f} MB in {len(manifest.files)} files (checksums verified)",
+        "metrics: " + "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in headline.items()),
+    ])
+    emit(obj, as_json, text)

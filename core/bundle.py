@@ -1,0 +1,229 @@
+"""Model bundles: one directory holding everything needed to serve and audit a trained model.
+
+    bundle.json        manifest: format version, task, method, base model, labels, max_length,
+                       sha256 of every file below (checked at load)
+    model.safetensors  full fine-tune weights            | adapter_model.safetensors + adapter_config.json (LoRA + head)
+    tokenizer files    tokenizer.json, vocab.txt, ...
+    train_config.json  the TrainConfig used
+    metrics.json       dev/test metrics (flat numbers at top level + details)
+    MODEL_CARD.md      data, split, metrics, licence, intended use
+    [model.int8.onnx]  optional ONNX Runtime int8 export (``kgfusion model quantize --onnx``)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from core.errors import BundleError
+from core.fileio import atomic_write_json, atomic_write_text
+
+FORMAT = "kgfusion-bundle"
+VERSION = 1
+MANIFEST = "bundle.json"
+ONNX_INT8 = "model.int8.onnx"
+
+
+@dataclass
+class Manifest:
+    task: Literal["sequence", "token"]
+    method: Literal["full", "lora"]
+    base: str
+    labels: list[str]
+    max_length: int
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+    name: str = ""
+    created: str = ""
+    format: str = FORMAT
+    version: int = VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_bundle(
+    out_dir: str | Path,
+    model,
+    tokenizer,
+    *,
+    task: Literal["sequence", "token"],
+    method: Literal["full", "lora"],
+    base: str,
+    labels: list[str],
+    max_length: int,
+    name: str = "",
+    train_config: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    model_card: str = "",
+    extra_files: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a bundle atomically: built in a temp dir beside ``out_dir``, then swapped in."""
+    from core.models import base_reference
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        # LoRA: peft writes the adapter plus modules_to_save (the head); full: the whole model.
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if train_config is not None:
+            atomic_write_json(tmp / "train_config.json", train_config)
+        atomic_write_json(tmp / "metrics.json", metrics or {})
+        if model_card:
+            atomic_write_text(tmp / "MODEL_CARD.md", model_card)
+        for rel, text in (extra_files or {}).items():
+            atomic_write_text(tmp / rel, text)
+        _write_manifest(tmp, Manifest(
+            task=task, method=method, base=base_reference(base) if method == "lora" else base,
+            labels=list(labels), max_length=max_length, name=name or out.name,
+            created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), extra=extra or {},
+        ))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_manifest(bundle_dir: Path, manifest: Manifest) -> None:
+    manifest.files = {
+        p.relative_to(bundle_dir).as_posix(): sha256_file(p)
+        for p in sorted(bundle_dir.rglob("*"))
+        if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
+    }
+    atomic_write_json(bundle_dir / MANIFEST, manifest.to_dict())
+
+
+def add_file_to_bundle(bundle_dir: str | Path, src: str | Path, rel_name: str) -> Path:
+    """Copy a file (e.g. an ONNX export) into a bundle and re-hash the manifest."""
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    dest = bundle_dir / rel_name
+    shutil.copyfile(src, dest)
+    _write_manifest(bundle_dir, manifest)
+    return dest
+
+
+def update_bundle_metadata(bundle_dir: str | Path, metrics: dict[str, Any] | None = None,
+                           model_card: str | None = None) -> None:
+    """Rewrite metrics.json / MODEL_CARD.md and re-hash the manifest."""
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    if metrics is not None:
+        atomic_write_json(bundle_dir / "metrics.json", metrics)
+    if model_card is not None:
+        atomic_write_text(bundle_dir / "MODEL_CARD.md", model_card)
+    _write_manifest(bundle_dir, manifest)
+
+
+def read_manifest(bundle_dir: str | Path) -> Manifest:
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / MANIFEST
+    if not bundle_dir.is_dir():
+        raise BundleError(f"{bundle_dir}: bundle directory not found")
+    if not path.is_file():
+        raise BundleError(f"{path}: missing; {bundle_dir} is not a kgfusion bundle (train one with `kgfusion model train`)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path}: unreadable manifest ({exc}); rebuild the bundle") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BundleError(f"{path}: not a {FORMAT} manifest")
+    if data.get("version") != VERSION:
+        raise BundleError(f"{path}: bundle version {data.get('version')} is not supported (this kgfusion reads {VERSION}); rebuild it")
+    try:
+        return Manifest(**data)
+    except TypeError as exc:
+        raise BundleError(f"{path}: malformed manifest ({exc}); rebuild the bundle") from exc
+
+
+def verify_bundle(bundle_dir: str | Path) -> Manifest:
+    """Check every file the manifest lists exists and matches its sha256."""
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    for rel, digest in manifest.files.items():
+        p = bundle_dir / rel
+        if not p.is_file():
+            raise BundleError(f"{p}: missing from bundle {bundle_dir}; rebuild it (see MODEL_CARD.md for the command)")
+        if sha256_file(p) != digest:
+            raise BundleError(f"{p}: checksum mismatch (corrupt or modified); rebuild the bundle or restore the file")
+    weights = "adapter_model.safetensors" if manifest.method == "lora" else "model.safetensors"
+    if weights not in manifest.files:
+        raise BundleError(f"{bundle_dir}: manifest lists no {weights}; rebuild the bundle")
+    return manifest
+
+
+@dataclass
+class LoadedBundle:
+    model: Any
+    tokenizer: Any
+    manifest: Manifest
+    path: Path
+
+    @property
+    def labels(self) -> list[str]:
+        return self.manifest.labels
+
+    @property
+    def task(self) -> str:
+        return self.manifest.task
+
+    def metrics(self) -> dict[str, Any]:
+        return json.loads((self.path / "metrics.json").read_text(encoding="utf-8"))
+
+
+def load_bundle(bundle_dir: str | Path, merge_lora: bool = True, verify: bool = True) -> LoadedBundle:
+    """Load a bundle (safetensors only). LoRA adapters are merged into the base for fast inference."""
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+    )
+    from transformers.utils import logging as hf_logging
+
+    bundle_dir = Path(bundle_dir)
+    manifest = verify_bundle(bundle_dir) if verify else read_manifest(bundle_dir)
+    tokenizer = AutoTokenizer.from_pretrained(bundle_dir)
+    hf_logging.disable_progress_bar()
+    try:
+        if manifest.method == "lora":
+            from peft import PeftModel
+
+            from core.models import load_base
+
+            base, _ = load_base(manifest.base, task=manifest.task, labels=manifest.labels)
+            model = PeftModel.from_pretrained(base, bundle_dir)
+            if merge_lora:
+                model = model.merge_and_unload()
+        else:
+            cls = AutoModelForSequenceClassification if manifest.task == "sequence" else AutoModelForTokenClassification
+            model = cls.from_pretrained(bundle_dir, use_safetensors=True)
+    except BundleError:
+        raise
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"{bundle_dir}: could not load weights ({exc}); rebuild the bundle") from exc
+    model.eval()
+    return LoadedBundle(model=model, tokenizer=tokenizer, manifest=manifest, path=bundle_dir)

@@ -1,0 +1,344 @@
+"""Readers for labelled data and seeded, stratified splits.
+
+Text classification: CSV / JSONL with text and label columns, or the Financial PhraseBank
+``sentence@label`` latin-1 format. Token classification: CoNLL/IOB2 TSV (token<TAB>tag, blank line
+between sentences). Every input row ends in the examples or in ``rejects`` with a reason.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, Literal, TypeVar
+
+from core.errors import DataError
+
+TextFormat = Literal["auto", "csv", "jsonl", "phrasebank"]
+
+
+@dataclass(frozen=True)
+class TextExample:
+    text: str
+    label: str
+    row: int = 0  # 1-based line/row in the source file, for messages
+
+
+@dataclass(frozen=True)
+class TokenExample:
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]
+    row: int = 0  # line of the sentence's first token
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.tokens)
+
+
+@dataclass(frozen=True)
+class Reject:
+    source: str
+    row: int
+    reason: str
+    raw: str = ""
+
+
+E = TypeVar("E")
+
+
+@dataclass
+class ReadResult(Generic[E]):
+    examples: list[E]
+    rejects: list[Reject] = field(default_factory=list)
+
+    def labels(self) -> list[str]:
+        return sorted({lab for ex in self.examples for lab in _labels_of(ex)})
+
+
+def _labels_of(ex) -> Iterable[str]:
+    return ex.tags if isinstance(ex, TokenExample) else (ex.label,)
+
+
+def _open_text(path: Path, encoding: str):
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding, newline="")
+    return open(path, encoding=encoding, newline="")
+
+
+def _detect_format(path: Path) -> TextFormat:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith((".jsonl", ".json", ".ndjson")):
+        return "jsonl"
+    if name.endswith((".csv", ".tsv")):
+        return "csv"
+    if name.endswith(".txt"):
+        return "phrasebank"
+    raise DataError(f"{path}: unknown file type; use .csv, .tsv, .jsonl or a PhraseBank .txt, or pass fmt=")
+
+
+def read_text_classification(
+    path: str | Path,
+    text_col: str = "text",
+    label_col: str = "label",
+    fmt: TextFormat = "auto",
+    label_map: dict[str, str] | None = None,
+    encoding: str | None = None,
+) -> ReadResult[TextExample]:
+    """Read (text, label) rows. ``label_map`` renames labels (e.g. {"0": "negative"}); unmapped labels are rejected."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    fmt = _detect_format(path) if fmt == "auto" else fmt
+    if fmt == "phrasebank":
+        result = read_phrasebank(path, encoding=encoding or "latin-1")
+    elif fmt == "csv":
+        result = _read_csv(path, text_col, label_col, encoding or "utf-8")
+    elif fmt == "jsonl":
+        result = _read_jsonl(path, text_col, label_col, encoding or "utf-8")
+    else:
+        raise DataError(f"{path}: unknown format {fmt!r}; choose auto, csv, jsonl or phrasebank")
+    if label_map is not None:
+        kept, rejects = [], list(result.rejects)
+        for ex in result.examples:
+            if ex.label in label_map:
+                kept.append(TextExample(ex.text, label_map[ex.label], ex.row))
+            else:
+                rejects.append(Reject(str(path), ex.row, f"label {ex.label!r} not in label map {sorted(label_map)}"))
+        result = ReadResult(kept, rejects)
+    if not result.examples:
+        raise DataError(f"{path}: no usable rows ({len(result.rejects)} rejected); first reason: "
+                        + (result.rejects[0].reason if result.rejects else "file is empty"))
+    return result
+
+
+def read_phrasebank(path: str | Path, encoding: str = "latin-1") -> ReadResult[TextExample]:
+    """Financial PhraseBank: one ``sentence@label`` per line, ISO-8859-1."""
+    path = Path(path)
+    examples, rejects = [], []
+    with _open_text(path, encoding) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                rejects.append(Reject(str(path), lineno, "empty line"))
+                continue
+            text, sep, label = line.rpartition("@")
+            if not sep or not text.strip() or not label.strip():
+                rejects.append(Reject(str(path), lineno, "expected 'sentence@label'", line[:200]))
+                continue
+            examples.append(TextExample(text.strip(), label.strip().lower(), lineno))
+    return ReadResult(examples, rejects)
+
+
+def _read_csv(path: Path, text_col: str, label_col: str, encoding: str) -> ReadResult[TextExample]:
+    delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
+    try:
+        with _open_text(path, encoding) as fh:
+            reader = csv.DictReader(fh, delimiter=delimiter)
+            header = reader.fieldnames or []
+            missing = [c for c in (text_col, label_col) if c not in header]
+            if missing:
+                raise DataError(
+                    f"{path}: missing column(s) {missing}; found {header}. "
+                    "Pass --text-col/--label-col (text_col=/label_col=) to name them."
+                )
+            examples, rejects = [], []
+            for rowno, row in enumerate(reader, start=2):  # row 1 is the header
+                _take_row(path, rowno, row.get(text_col), row.get(label_col), examples, rejects)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not valid {encoding} ({exc.reason} at byte {exc.start}); "
+                        "re-save as UTF-8 or pass encoding=") from exc
+    return ReadResult(examples, rejects)
+
+
+def _read_jsonl(path: Path, text_col: str, label_col: str, encoding: str) -> ReadResult[TextExample]:
+    examples, rejects = [], []
+    try:
+        with _open_text(path, encoding) as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    rejects.append(Reject(str(path), lineno, "empty line"))
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    rejects.append(Reject(str(path), lineno, f"invalid JSON: {exc.msg}", line[:200]))
+                    continue
+                if not isinstance(obj, dict):
+                    rejects.append(Reject(str(path), lineno, "expected a JSON object per line", line[:200]))
+                    continue
+                _take_row(path, lineno, obj.get(text_col), obj.get(label_col), examples, rejects)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not valid {encoding} ({exc.reason} at byte {exc.start}); "
+                        "re-save as UTF-8 or pass encoding=") from exc
+    return ReadResult(examples, rejects)
+
+
+def _take_row(path: Path, rowno: int, text, label, examples: list, rejects: list) -> None:
+    if text is None or not str(text).strip():
+        rejects.append(Reject(str(path), rowno, "empty or missing text"))
+    elif label is None or str(label).strip() == "":
+        rejects.append(Reject(str(path), rowno, "empty or missing label", str(text)[:200]))
+    else:
+        examples.append(TextExample(str(text).strip(), str(label).strip(), rowno))
+
+
+def read_conll(path: str | Path, encoding: str = "utf-8", scheme: Literal["IOB2"] = "IOB2") -> ReadResult[TokenExample]:
+    """Read token<TAB>tag lines; blank lines end sentences. Tags are checked against strict IOB2."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    examples: list[TokenExample] = []
+    rejects: list[Reject] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    start = 0
+    bad: str | None = None
+
+    def flush() -> None:
+        nonlocal tokens, tags, bad
+        if tokens:
+            if bad:
+                rejects.append(Reject(str(path), start, bad, " ".join(tokens)[:200]))
+            else:
+                examples.append(TokenExample(tuple(tokens), tuple(tags), start))
+        tokens, tags, bad = [], [], None
+
+    with _open_text(path, encoding) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip() or line.startswith("-DOCSTART-"):
+                flush()
+                continue
+            parts = line.split("\t") if "\t" in line else line.split()
+            if not tokens:
+                start = lineno
+            if len(parts) < 2:
+                bad = bad or f"line {lineno}: expected 'token<TAB>tag'"
+                tokens.append(parts[0] if parts else "")
+                tags.append("O")
+                continue
+            token, tag = parts[0], parts[-1]
+            problem = _iob2_problem(tag, tags[-1] if tags else "O")
+            if problem:
+                bad = bad or f"line {lineno}: {problem}"
+            tokens.append(token)
+            tags.append(tag)
+        flush()
+    if not examples:
+        raise DataError(f"{path}: no sentences read ({len(rejects)} rejected)")
+    return ReadResult(examples, rejects)
+
+
+def _iob2_problem(tag: str, prev: str) -> str | None:
+    if tag == "O":
+        return None
+    prefix, _, etype = tag.partition("-")
+    if prefix not in ("B", "I") or not etype:
+        return f"tag {tag!r} is not IOB2 (use O, B-TYPE, I-TYPE)"
+    if prefix == "I" and prev[2:] != etype:
+        return f"tag {tag!r} follows {prev!r}; an I- tag must continue a B-/I- of the same type"
+    return None
+
+
+@dataclass
+class DuplicateReport:
+    exact_duplicates: int  # rows dropped because the same text with the same label came earlier
+    conflicts: list[tuple[str, list[str]]]  # texts seen with different labels (all copies dropped)
+
+    def summary(self) -> str:
+        return f"{self.exact_duplicates} exact duplicates removed, {len(self.conflicts)} texts with conflicting labels removed"
+
+
+def deduplicate(examples: Sequence[TextExample]) -> tuple[list[TextExample], DuplicateReport, list[Reject]]:
+    """Drop repeated texts (case/space-insensitive) so no text lands in two splits; report conflicts.
+
+    Same text, same label: the first copy is kept. Same text, different labels: every copy is rejected,
+    since no label can be trusted.
+    """
+    groups: dict[str, list[TextExample]] = defaultdict(list)
+    for ex in examples:
+        groups[" ".join(ex.text.lower().split())].append(ex)
+    kept, rejects, conflicts = [], [], []
+    dupes = 0
+    for exs in groups.values():
+        labels = sorted({e.label for e in exs})
+        if len(labels) > 1:
+            conflicts.append((exs[0].text, labels))
+            rejects += [Reject("", e.row, f"conflicting labels for the same text: {labels}") for e in exs]
+            continue
+        kept.append(exs[0])
+        dupes += len(exs) - 1
+        rejects += [Reject("", e.row, f"duplicate of row {exs[0].row}") for e in exs[1:]]
+    kept.sort(key=lambda e: e.row)
+    return kept, DuplicateReport(dupes, conflicts), rejects
+
+
+@dataclass
+class Splits(Generic[E]):
+    train: list[E]
+    dev: list[E]
+    test: list[E]
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
+
+
+def split_stratified(
+    examples: Sequence[E],
+    dev: float = 0.1,
+    test: float = 0.1,
+    seed: int = 13,
+    key: Callable[[E], str] | None = None,
+) -> Splits[E]:
+    """Seeded split keeping each stratum's share in every part (largest-remainder per stratum).
+
+    ``key`` gives the stratum (default: the label; for token examples, the sorted entity types present).
+    """
+    if not (0 <= dev < 1 and 0 <= test < 1 and dev + test < 1):
+        raise DataError(f"split fractions dev={dev}, test={test} must be in [0, 1) and sum below 1")
+    key = key or _default_stratum
+    strata: dict[str, list[E]] = defaultdict(list)
+    for ex in examples:
+        strata[key(ex)].append(ex)
+    rng = random.Random(seed)
+    out: Splits[E] = Splits([], [], [])
+    for name in sorted(strata):
+        items = strata[name][:]
+        rng.shuffle(items)
+        n_dev, n_test = round(len(items) * dev), round(len(items) * test)
+        out.dev += items[:n_dev]
+        out.test += items[n_dev : n_dev + n_test]
+        out.train += items[n_dev + n_test :]
+    for part in (out.train, out.dev, out.test):
+        rng.shuffle(part)
+    return out
+
+
+def _default_stratum(ex) -> str:
+    if isinstance(ex, TokenExample):
+        return ",".join(sorted({t[2:] for t in ex.tags if t != "O"})) or "O"
+    return ex.label
+
+
+def label_counts(examples: Iterable) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for ex in examples:
+        counts.update(_labels_of(ex))
+    return dict(sorted(counts.items()))
+
+
+def write_rejects(rejects: Sequence[Reject], path: str | Path) -> Path:
+    """Write rejects as CSV (source,row,reason,raw) atomically."""
+    from core.fileio import atomic_write_text
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["source", "row", "reason", "raw"])
+    for r in rejects:
+        writer.writerow([r.source, r.row, r.reason, r.raw])
+    return atomic_write_text(path, buf.getvalue())

@@ -1,0 +1,249 @@
+"""End-to-end jobs over files: train a bundle from a labelled file, evaluate a bundle on a file.
+
+These are what ``kgfusion model train|evaluate`` call; apps reuse them with their own data.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from core.bundle import save_bundle, sha256_file
+from core.data import (
+    Reject,
+    TextExample,
+    TokenExample,
+    deduplicate,
+    label_counts,
+    read_conll,
+    read_text_classification,
+    split_stratified,
+    write_rejects,
+)
+from core.errors import DataError
+from core.evaluate import classification_metrics, entity_metrics, format_report
+from core.finetune import TrainConfig, train
+
+SplitName = Literal["train", "dev", "test", "all"]
+
+
+@dataclass
+class DataSpec:
+    """Where labelled data comes from and how it is split (recorded in the bundle)."""
+
+    path: str
+    fmt: str = "auto"
+    text_col: str = "text"
+    label_col: str = "label"
+    label_map: dict[str, str] | None = None
+    dev: float = 0.1
+    test: float = 0.1
+    seed: int = 13
+    licence: str = "see the data set's LICENSE file"
+    description: str = ""
+    extra_train: list[str] = field(default_factory=list)  # more files, train split only
+
+
+def read_examples(task: str, spec: DataSpec, path: str | None = None) -> tuple[list, list[Reject]]:
+    """Read one file of the spec; token files are CoNLL, text files by format."""
+    p = path or spec.path
+    if task == "token":
+        res = read_conll(p)
+        return res.examples, res.rejects
+    res = read_text_classification(p, spec.text_col, spec.label_col, spec.fmt, spec.label_map)
+    return res.examples, res.rejects
+
+
+def load_splits(task: str, spec: DataSpec):
+    """Read, de-duplicate (text tasks) and split; returns (splits, rejects, duplicate summary)."""
+    examples, rejects = read_examples(task, spec)
+    dup_note = ""
+    if task == "sequence":
+        examples, report, dup_rejects = deduplicate(examples)
+        rejects += [Reject(spec.path, r.row, r.reason) for r in dup_rejects]
+        dup_note = report.summary()
+    splits = split_stratified(examples, spec.dev, spec.test, spec.seed)
+    return splits, rejects, dup_note
+
+
+def train_bundle(config: TrainConfig, spec: DataSpec, out_dir: str | Path, name: str = "",
+                 progress: bool = True, command: Sequence[str] | None = None) -> dict[str, Any]:
+    """Train on ``spec`` and write a bundle with metrics.json, MODEL_CARD.md, split.json and rejects."""
+    splits, rejects, dup_note = load_splits(config.task, spec)
+    train_set = list(splits.train)
+    for extra in spec.extra_train:
+        ex, rj = read_examples(config.task, spec, extra)
+        train_set += ex
+        rejects += rj
+    result = train(config, train_set, splits.dev, progress=progress)
+    test_metrics = _evaluate_model(config.task, result.model, result.tokenizer, result.labels,
+                                   splits.test, config.max_length) if splits.test else {}
+    metrics = {
+        "dev_accuracy": result.dev_metrics.get("accuracy"),
+        "dev_macro_f1": result.dev_metrics.get("macro_f1"),
+        "dev_f1": result.dev_metrics.get("f1"),
+        "test_accuracy": test_metrics.get("accuracy"),
+        "test_macro_f1": test_metrics.get("macro_f1"),
+        "test_f1": test_metrics.get("f1"),
+        "train_seconds": round(result.seconds, 1),
+        "train_steps": result.steps,
+        "details": {"dev": result.dev_metrics, "test": test_metrics, "history": result.history},
+    }
+    metrics = {k: v for k, v in metrics.items() if v is not None}
+    data_info = {
+        "path": spec.path,
+        "sha256": sha256_file(Path(spec.path)),
+        "extra_train": spec.extra_train,
+        "split": {"dev": spec.dev, "test": spec.test, "seed": spec.seed, **splits.sizes()},
+        "label_counts": {"train": label_counts(train_set), "dev": label_counts(splits.dev),
+                         "test": label_counts(splits.test)},
+        "rejected_rows": len(rejects),
+        "duplicates": dup_note,
+        "licence": spec.licence,
+    }
+    split_rows = {"dev": sorted(e.row for e in splits.dev), "test": sorted(e.row for e in splits.test)}
+    cmd = " ".join(shlex.quote(c) for c in (command or sys.argv))
+    card = model_card(name or Path(out_dir).name, config, result.labels, data_info, metrics, spec, cmd)
+    out = save_bundle(
+        out_dir, result.model, result.tokenizer, task=config.task, method=config.method, base=config.base,
+        labels=result.labels, max_length=config.max_length, name=name, train_config=config.to_dict(),
+        metrics=metrics, model_card=card,
+        extra_files={"split.json": json.dumps(split_rows), "data.json": json.dumps(data_info, indent=2)},
+    )
+    if rejects:
+        write_rejects(rejects, out / "rejects.csv")
+    return {"bundle": str(out), "metrics": metrics, "data": data_info, "rejects": len(rejects)}
+
+
+def _evaluate_model(task, model, tokenizer, labels, examples, max_length) -> dict[str, Any]:
+    from core.predict import Predictor
+
+    predictor = Predictor(model, tokenizer, labels, task, max_length=max(max_length, 128))
+    return evaluate_predictor(predictor, examples)
+
+
+def evaluate_predictor(predictor, examples: Sequence[TextExample] | Sequence[TokenExample]) -> dict[str, Any]:
+    """Metrics of a Predictor on examples (texts: accuracy/macro-F1; tokens: entity P/R/F1)."""
+    if predictor.task == "sequence":
+        preds = predictor.predict([e.text for e in examples])
+        unknown = sorted({e.label for e in examples} - set(predictor.labels))
+        if unknown:
+            raise DataError(f"gold labels {unknown} are not among the model's labels {predictor.labels}")
+        return classification_metrics([e.label for e in examples], [p.label for p in preds], predictor.labels)
+    texts, word_spans = [], []
+    for e in examples:
+        text, spans, pos = "", [], 0
+        for tok in e.tokens:
+            spans.append((pos, pos + len(tok)))
+            text += tok + " "
+            pos += len(tok) + 1
+        texts.append(text.rstrip())
+        word_spans.append(spans)
+    pred_spans = predictor.predict_spans(texts)
+    pred_tags = [_spans_to_tags(ws, ps) for ws, ps in zip(word_spans, pred_spans)]
+    return entity_metrics([list(e.tags) for e in examples], pred_tags)
+
+
+def _spans_to_tags(word_spans: list[tuple[int, int]], spans) -> list[str]:
+    tags = ["O"] * len(word_spans)
+    for sp in spans:
+        inside = [i for i, (s, e) in enumerate(word_spans) if s >= sp.start and e <= sp.end]
+        for k, i in enumerate(inside):
+            tags[i] = ("B-" if k == 0 else "I-") + sp.label
+    return tags
+
+
+def evaluate_bundle(bundle_dir: str | Path, spec: DataSpec | None = None, split: SplitName = "test",
+                    backend: str = "fp32") -> dict[str, Any]:
+    """Evaluate a bundle on a file; ``split`` picks rows recorded at training (default: held-out test)."""
+    from core.predict import Predictor
+
+    bundle_dir = Path(bundle_dir)
+    predictor = Predictor.from_bundle(bundle_dir, backend=backend)  # type: ignore[arg-type]
+    data_info = json.loads((bundle_dir / "data.json").read_text()) if (bundle_dir / "data.json").is_file() else {}
+    if spec is None:
+        if not data_info:
+            raise DataError(f"{bundle_dir} records no training data; pass --data")
+        spec = DataSpec(path=str(_find_data_file(data_info["path"], bundle_dir)))
+    examples, _ = read_examples(predictor.task, spec)
+    if split != "all":
+        split_file = bundle_dir / "split.json"
+        trained_on = data_info.get("sha256")
+        if not split_file.is_file() or sha256_file(Path(spec.path)) != trained_on:
+            raise DataError(f"split={split!r} needs the bundle's own training file ({data_info.get('path')}); "
+                            "use --split all for another file")
+        rows = json.loads(split_file.read_text())
+        if split == "train":
+            held = set(rows["dev"]) | set(rows["test"])
+            examples = [e for e in examples if e.row not in held]
+        else:
+            wanted = set(rows[split])
+            examples = [e for e in examples if e.row in wanted]
+    metrics = evaluate_predictor(predictor, examples)
+    metrics["split"] = split
+    metrics["backend"] = backend
+    return metrics
+
+
+def _find_data_file(recorded: str, bundle_dir: Path) -> Path:
+    """The recorded training file, relative to the cwd or to the repo holding the bundle's data/ dir."""
+    path = Path(recorded)
+    candidates = [path] + [parent / path for parent in bundle_dir.resolve().parents]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"the bundle's training file {recorded} was not found; pass --data")
+
+
+def model_card(name: str, config: TrainConfig, labels: list[str], data: dict[str, Any],
+               metrics: dict[str, Any], spec: DataSpec, command: str) -> str:
+    def fmt(key: str) -> str:
+        v = metrics.get(key)
+        return f"{v:.4f}" if isinstance(v, float) else "n/a"
+
+    primary = "accuracy / macro-F1" if config.task == "sequence" else "entity F1 (strict IOB2)"
+    dev_line = (f"| dev | {fmt('dev_accuracy')} | {fmt('dev_macro_f1')} |" if config.task == "sequence"
+                else f"| dev | {fmt('dev_f1')} | |")
+    test_line = (f"| test (held out) | {fmt('test_accuracy')} | {fmt('test_macro_f1')} |" if config.task == "sequence"
+                 else f"| test (held out) | {fmt('test_f1')} | |")
+    return f"""# {name}
+
+{spec.description or 'A kgfusion model bundle.'}
+
+- Task: {config.task} classification; labels: {', '.join(labels)}
+- Base: {config.base} ({'LoRA adapter r=' + str(config.lora_r) + ' on ' + ','.join(config.lora_targets) + ' + full classifier head' if config.method == 'lora' else 'full fine-tune'})
+- Training: {config.epochs} epochs max, batch {config.batch_size}, lr {config.learning_rate}, max_length {config.max_length}, seed {config.seed}, early stopping patience {config.patience}; {metrics.get('train_steps')} steps in {metrics.get('train_seconds')} s on {platform.machine()} CPU
+
+## Data
+- File: `{data['path']}` (sha256 {data['sha256'][:16]}…){'; extra training files: ' + ', '.join(data['extra_train']) if data['extra_train'] else ''}
+- Split: seeded stratified, dev {spec.dev:.0%}, test {spec.test:.0%}, seed {spec.seed} → train {data['split']['train']}, dev {data['split']['dev']}, test {data['split']['test']} (row numbers in split.json)
+- De-duplication: {data['duplicates'] or 'n/a'}; rejected rows: {data['rejected_rows']} (see rejects.csv)
+- Licence of the data: {data['licence']}
+
+## Metrics ({primary})
+| split | {'accuracy | macro-F1' if config.task == 'sequence' else 'F1 |'} |
+|---|---|---|
+{dev_line}
+{test_line}
+
+Full per-class report and confusion matrix: metrics.json.
+
+## Intended use and limits
+Scoring text of the kind it was trained on, as one signal among rules and knowledge-graph facts in
+kgfusion. Not validated for other domains or languages; its errors are not independent of the
+annotators' disagreements. Check the data licence before commercial use.
+
+## Rebuild
+```
+{command}
+```
+"""
+
+
+def summarize_metrics(metrics: dict[str, Any], title: str = "") -> str:
+    return format_report(metrics, title)

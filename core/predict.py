@@ -1,0 +1,240 @@
+"""Batched inference used by every app.
+
+Backends: ``fp32`` (torch), ``int8`` (torch dynamic int8 on Linear layers) and ``onnx-int8``
+(ONNX Runtime; the bundle must hold ``model.int8.onnx``, made by ``kgfusion model quantize --onnx``).
+Inputs are tokenized once, split into overlapping windows when longer than ``max_length``, sorted by
+length and padded per batch. Classification aggregates window probabilities (weighted by window
+length); token classification keeps, for every word, the window where it sits most central, and
+returns spans with character offsets into the input text.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from core.batching import length_sorted_batches, pad_batch
+from core.errors import BundleError, ConfigError
+
+Backend = Literal["fp32", "int8", "onnx-int8"]
+BACKENDS: tuple[str, ...] = ("fp32", "int8", "onnx-int8")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+    probs: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int  # character offsets into the input text, end exclusive
+    end: int
+    label: str
+    score: float
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Predictor:
+    """Turn texts into class probabilities or entity spans with one of three backends."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        labels: Sequence[str],
+        task: Literal["sequence", "token"],
+        backend: Backend = "fp32",
+        batch_size: int = 32,
+        max_length: int = 128,
+        stride: int | None = None,
+        onnx_path: str | Path | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend={backend!r}; allowed: {list(BACKENDS)}")
+        stride = min(32, max_length // 4) if stride is None else stride
+        if not 0 <= stride < max_length // 2:
+            raise ConfigError(f"stride={stride} must be in [0, max_length/2) = [0, {max_length // 2})")
+        self.tokenizer = tokenizer
+        self.labels = list(labels)
+        self.task = task
+        self.backend = backend
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.stride = stride
+        self._input_names = ["input_ids", "attention_mask", "token_type_ids"]
+        if backend == "onnx-int8":
+            from core.quantize import OnnxModel
+
+            if onnx_path is None or not Path(onnx_path).is_file():
+                raise BundleError(
+                    f"ONNX model not found at {onnx_path}; create it with `kgfusion model quantize BUNDLE --onnx`"
+                )
+            self._onnx = OnnxModel(onnx_path)
+            self.model = None
+        else:
+            model = model.eval()
+            if backend == "int8":
+                from core.quantize import quantize_dynamic_int8
+
+                model = quantize_dynamic_int8(model)
+            self.model = model
+            self._input_names = [n for n in self._input_names if _accepts(model, n)]
+
+    @classmethod
+    def from_bundle(cls, bundle_dir: str | Path, backend: Backend = "fp32", **kwargs) -> Predictor:
+        from core.bundle import ONNX_INT8, load_bundle, read_manifest
+
+        bundle_dir = Path(bundle_dir)
+        if backend == "onnx-int8":
+            from transformers import AutoTokenizer
+
+            from core.bundle import verify_bundle
+
+            manifest = verify_bundle(bundle_dir)
+            tokenizer = AutoTokenizer.from_pretrained(bundle_dir)
+            kwargs.setdefault("max_length", max(manifest.max_length, 128))
+            return cls(None, tokenizer, manifest.labels, manifest.task, backend=backend,
+                       onnx_path=bundle_dir / ONNX_INT8, **kwargs)
+        loaded = load_bundle(bundle_dir)
+        kwargs.setdefault("max_length", max(read_manifest(bundle_dir).max_length, 128))
+        return cls(loaded.model, loaded.tokenizer, loaded.labels, loaded.task, backend=backend, **kwargs)
+
+    # -- shared machinery -------------------------------------------------------------------
+    def _encode(self, texts: Sequence[str]):
+        return self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.max_length,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=self.task == "token",
+        )
+
+    def _logits(self, enc) -> list[np.ndarray]:
+        """Logits per window (unpadded), computed in length-sorted batches."""
+        ids = enc["input_ids"]
+        out: list[np.ndarray | None] = [None] * len(ids)
+        names = [n for n in self._input_names if n in enc]
+        for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
+            feats = [{n: enc[n][i] for n in names} for i in batch]
+            inputs = pad_batch(feats, self.tokenizer.pad_token_id or 0)
+            if self.model is None:
+                logits = self._onnx(**{k: v.numpy() for k, v in inputs.items()})
+            else:
+                with torch.inference_mode():
+                    logits = self.model(**inputs).logits.float().numpy()
+            for row, i in enumerate(batch):
+                out[i] = logits[row] if logits.ndim == 2 else logits[row, : len(ids[i])]
+        return out  # type: ignore[return-value]
+
+    # -- sequence classification ------------------------------------------------------------
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities, shape (len(texts), n_labels); long texts average their windows."""
+        self._require("sequence")
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        enc = self._encode(texts)
+        logits = self._logits(enc)
+        probs = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        weight = np.zeros(len(texts))
+        for w, sample in enumerate(enc["overflow_to_sample_mapping"]):
+            n = len(enc["input_ids"][w])
+            probs[sample] += n * softmax(logits[w].astype(np.float64))
+            weight[sample] += n
+        return (probs / weight[:, None]).astype(np.float32)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        probs = self.predict_proba(texts)
+        out = []
+        for row in probs:
+            best = int(np.argmax(row))
+            out.append(Prediction(self.labels[best], float(row[best]), dict(zip(self.labels, map(float, row)))))
+        return out
+
+    # -- token classification ---------------------------------------------------------------
+    def predict_spans(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Entity spans per text with character offsets; windows overlap by ``stride`` tokens."""
+        self._require("token")
+        texts = list(texts)
+        if not texts:
+            return []
+        enc = self._encode(texts)
+        logits = self._logits(enc)
+        # per text: word id -> (centrality, probs of first sub-token, start, end)
+        words: list[dict[int, list]] = [{} for _ in texts]
+        for w, sample in enumerate(enc["overflow_to_sample_mapping"]):
+            word_ids = enc.word_ids(w)
+            offsets = enc["offset_mapping"][w]
+            n = len(word_ids)
+            prev = None
+            for j, wid in enumerate(word_ids):
+                if wid is None:
+                    prev = None
+                    continue
+                s, e = offsets[j]
+                entry = words[sample].get(wid)
+                if entry is None:
+                    entry = words[sample][wid] = [-1, None, s, e]
+                entry[2], entry[3] = min(entry[2], s), max(entry[3], e)
+                if wid != prev:  # first sub-token of the word in this window
+                    centrality = min(j, n - 1 - j)
+                    if centrality > entry[0]:
+                        entry[0], entry[1] = centrality, softmax(logits[w][j].astype(np.float64))
+                prev = wid
+        results = []
+        for text, wmap in zip(texts, words):
+            seq = [(wmap[k][2], wmap[k][3], wmap[k][1]) for k in sorted(wmap) if wmap[k][1] is not None]
+            results.append(self._decode(text, seq))
+        return results
+
+    def _decode(self, text: str, seq: list[tuple[int, int, np.ndarray]]) -> list[Span]:
+        """IOB2 over words to spans; an I- without a matching open entity starts one (lenient)."""
+        spans: list[Span] = []
+        cur: list | None = None  # [start, end, type, scores]
+        for s, e, p in seq:
+            tag = self.labels[int(np.argmax(p))]
+            score = float(p.max())
+            prefix, _, etype = tag.partition("-")
+            if tag == "O" or not etype:
+                cur = self._close(text, cur, spans)
+                continue
+            if prefix == "B" or cur is None or cur[2] != etype:
+                cur = self._close(text, cur, spans)
+                cur = [s, e, etype, [score]]
+            else:
+                cur[1] = e
+                cur[3].append(score)
+        self._close(text, cur, spans)
+        return spans
+
+    @staticmethod
+    def _close(text: str, cur: list | None, spans: list[Span]) -> None:
+        if cur is not None:
+            spans.append(Span(cur[0], cur[1], cur[2], float(np.mean(cur[3])), text[cur[0] : cur[1]]))
+        return None
+
+    def _require(self, task: str) -> None:
+        if self.task != task:
+            raise ConfigError(f"this model does {self.task} classification, not {task}")
+
+
+def _accepts(model, name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(model.forward).parameters

@@ -1,0 +1,71 @@
+"""Shared fixtures: a tiny random BERT written once per session, small labelled data sets."""
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def pytest_configure(config):
+    import torch
+
+    # Tiny models gain nothing from threads; one thread keeps the suite steady on a busy 2-core box.
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from core.models import make_tiny_model_dir
+
+    return str(make_tiny_model_dir(tmp_path_factory.mktemp("tiny-bert")))
+
+
+POS = ["profit rose", "sales increased", "growth good", "net profit up", "shares rose"]
+NEG = ["loss fell", "sales decreased", "decline bad", "net loss down", "shares fell"]
+NEU = ["the company", "the quarter", "a year", "the market", "eur million"]
+
+
+def make_sentiment_examples(n_per_class: int = 30, seed: int = 0):
+    """Keyword-determined sentiment sentences: learnable by a tiny model in a few steps."""
+    from core.data import TextExample
+
+    rng = random.Random(seed)
+    rows = []
+    for label, words in (("positive", POS), ("negative", NEG), ("neutral", NEU)):
+        for _ in range(n_per_class):
+            rows.append((f"{rng.choice(NEU)} {rng.choice(words)} {rng.choice(NEU)}", label))
+    rng.shuffle(rows)
+    return [TextExample(t, lab, i + 1) for i, (t, lab) in enumerate(rows)]
+
+
+def make_ner_examples(n: int = 60, seed: int = 0):
+    """Sentences where 'cancer'/'syndrome' words are Disease entities."""
+    from core.data import TokenExample
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        toks, tags = [], []
+        for _ in range(rng.randint(3, 8)):
+            if rng.random() < 0.25:
+                toks += [rng.choice(["breast", "colon"]), "cancer"]
+                tags += ["B-Disease", "I-Disease"]
+            else:
+                toks.append(rng.choice(["the", "patient", "with", "history", "of", "pain", "and"]))
+                tags.append("O")
+        out.append(TokenExample(tuple(toks), tuple(tags), i + 1))
+    return out
+
+
+@pytest.fixture
+def sentiment_examples():
+    return make_sentiment_examples()
+
+
+@pytest.fixture
+def ner_examples():
+    return make_ner_examples()
