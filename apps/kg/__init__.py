@@ -1,0 +1,1 @@
+"""``kgfusion kg``: build, inspect and query the knowledge graphs; link mentions to entities."""

@@ -1,0 +1,1 @@
+"""kgfusion knowledge layer: RDF graphs, FAISS entity retrieval, rule bases and fusion with evidence."""

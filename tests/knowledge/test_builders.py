@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from rdflib import Literal, URIRef
+from rdflib.namespace import RDF, RDFS, SKOS
+
+import knowledge.builders as builders
+from core.errors import ConfigError, DataError
+from knowledge.builders import DOMAINS, build, build_graph, build_with_report, output_path
+from knowledge.builders.finance import company_names
+from knowledge.builders.medical import normalize_xref
+from knowledge.builders.movies import normalize_tag, parse_title
+from knowledge.graph import KnowledgeGraph
+from knowledge.vocab import (
+    COMPANY,
+    DISEASE,
+    DRUG,
+    GENRE,
+    INDUSTRY,
+    KGF,
+    KGFID,
+    MOVIE,
+    OBO,
+    SECTOR,
+    SYMPTOM,
+    TAG,
+)
+
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "kg" / "datasets"
+REAL = Path(__file__).resolve().parents[2] / "data" / "datasets"
+
+
+def literals(kg: KnowledgeGraph, node: URIRef, pred: URIRef) -> set[str]:
+    return {str(o) for o in kg.graph.objects(node, pred)}
+
+
+# ---------------------------------------------------------------- finance
+def test_company_names() -> None:
+    assert company_names("Apple Inc.") == ("Apple Inc.", ["Apple"])
+    assert company_names("Alphabet Inc. (Class C)") == ("Alphabet Inc.", ["Alphabet"])
+    assert company_names("Coca-Cola Company (The)") == ("Coca-Cola Company (The)", ["The Coca-Cola Company", "Coca-Cola"])
+    assert company_names("Lilly (Eli)") == ("Lilly (Eli)", ["Eli Lilly"])
+    assert company_names("JPMorgan Chase & Co.") == ("JPMorgan Chase & Co.", ["JPMorgan Chase"])
+    assert company_names("News Corp (Class A)") == ("News Corp", [])  # "News" alone is too generic
+    assert company_names("3M") == ("3M", [])
+
+
+def test_finance_graph() -> None:
+    kg = build_graph("finance", FIXTURES)
+    aapl, googl = KGFID["company/AAPL"], KGFID["company/GOOGL"]
+    assert kg.entities(COMPANY) == sorted(URIRef(KGFID[f"company/{t}"]) for t in ("AAPL", "BRK.B", "GOOGL", "KO", "MSFT"))
+    assert kg.build_report["rows"] == 7 and kg.build_report["rows_rejected"] == 1
+    assert kg.build_report["share_class_rows_merged"] == 1
+    # Share classes: one issuer node named after the Class A ticker, carrying both tickers.
+    assert (KGFID["company/GOOG"], None, None) not in kg.graph
+    assert kg.label(googl) == "Alphabet Inc."
+    assert literals(kg, googl, KGF.ticker) == {"GOOGL", "GOOG"}
+    assert {"GOOG", "$GOOG", "GOOGL", "$GOOGL", "Alphabet", "Alphabet Inc. (Class C)"} <= set(kg.labels(googl))
+    assert literals(kg, googl, KGF.dateAdded) == {"2006-04-03"}  # earliest listing
+    assert kg.labels(aapl) == ["Apple Inc.", "$AAPL", "AAPL", "Apple"]
+    assert {"$BRK.B", "$BRK-B", "BRK-B"} <= set(kg.labels(KGFID["company/BRK.B"]))
+    assert "The Coca-Cola Company" in kg.labels(KGFID["company/KO"])
+    assert literals(kg, aapl, KGF.cik) == {"0000320193"} and literals(kg, aapl, KGF.xref) == {"CIK:0000320193"}
+    assert literals(kg, aapl, KGF.headquarters) == {"Cupertino, California"}
+    assert kg.graph.value(aapl, KGF.foundedYear) == Literal(1977)
+    sector, industry = KGFID["sector/information-technology"], KGFID["industry/systems-software"]
+    assert (aapl, KGF.inSector, sector) in kg.graph
+    assert (KGFID["company/MSFT"], KGF.inIndustry, industry) in kg.graph
+    assert (industry, KGF.industryInSector, sector) in kg.graph
+    assert kg.types(sector) == [SECTOR] and kg.types(industry) == [INDUSTRY]
+    assert kg.label(sector) == "Information Technology"
+
+
+# ---------------------------------------------------------------- medical
+def test_normalize_xref() -> None:
+    assert normalize_xref("MIM:114480") == "OMIM:114480"
+    assert normalize_xref("MIM:PS145500") == "OMIM:PS145500"
+    assert normalize_xref("MESH:D009203") == "MESH:D009203"
+
+
+def test_medical_graph() -> None:
+    kg = build_graph("medical", FIXTURES)
+    r = kg.build_report
+    mi, htn, t2d, root = OBO["DOID_5844"], OBO["DOID_10763"], OBO["DOID_9352"], OBO["DOID_4"]
+    assert r["diseases"] == 7 and r["parents_unresolved"] == 1 and r["xref_rows_obsolete_skipped"] == 1
+    assert (OBO["DOID_2089"], None, None) not in kg.graph  # obsolete term
+    assert kg.label(root) == "disease" and (OBO["DOID_7"], RDFS.subClassOf, root) in kg.graph
+    assert (mi, RDFS.subClassOf, OBO["DOID_114"]) in kg.graph
+    assert list(kg.graph.objects(htn, RDFS.subClassOf)) == [OBO["DOID_1287"]]
+    assert kg.types(mi) == [DISEASE]
+    assert literals(kg, mi, KGF.xref) == {"DOID:5844", "MESH:D009203", "ICD10CM:I21"}
+    assert "OMIM:PS145500" in literals(kg, htn, KGF.xref) and "OMIM:125853" in literals(kg, t2d, KGF.xref)
+    # Symptoms: from the report, from "'has symptom' some headache" (by label), unknown ones counted.
+    assert (mi, KGF.hasSymptom, OBO["SYMP_0000099"]) in kg.graph
+    assert (htn, KGF.hasSymptom, OBO["SYMP_0000504"]) in kg.graph
+    assert kg.types(OBO["SYMP_0000504"]) == [SYMPTOM]
+    assert r["symptom_rows_unknown_disease"] == 1 and r["restriction_symptoms_unresolved"] == 1
+    # Drugs and curated indications.
+    aspirin, lisinopril = KGFID["drug/DB00945"], KGFID["drug/DB00722"]
+    assert kg.types(aspirin) == [DRUG] and literals(kg, aspirin, KGF.xref) == {"DRUGBANK:DB00945"}
+    assert (aspirin, KGF.treats, mi) in kg.graph
+    assert (lisinopril, KGF.palliates, mi) in kg.graph
+    assert (aspirin, KGF.nonIndication, t2d) in kg.graph and (aspirin, KGF.treats, t2d) not in kg.graph
+    assert r["indication_rows_rejected"] == 1  # category XX
+    assert (t2d, SKOS.altLabel, Literal("type II diabetes mellitus")) in kg.graph
+
+
+def test_medical_without_optional_files(tmp_path: Path) -> None:
+    (tmp_path / "disease_ontology").mkdir()
+    shutil.copy(FIXTURES / "disease_ontology" / "HumanDO.tsv", tmp_path / "disease_ontology")
+    kg = build_graph("medical", tmp_path)
+    assert kg.build_report["diseases"] == 6  # no root DOID:4 without the xref reports
+    assert kg.build_report["parents_unresolved"] == 3  # "disease" (twice) stays unresolved too
+    assert kg.build_report["missing_pharmacotherapydb"] == 1
+    assert kg.entities(DRUG) == []
+
+
+# ---------------------------------------------------------------- movies
+def test_parse_title_and_tags() -> None:
+    assert parse_title("Toy Story (1995)") == ("Toy Story", 1995, [])
+    assert parse_title("American President, The (1995)") == ("American President, The", 1995, ["The American President"])
+    assert parse_title("Babylon 5") == ("Babylon 5", None, [])
+    label, year, aliases = parse_title("City of Lost Children, The (Cité des enfants perdus, La) (1995)")
+    assert year == 1995 and "The City of Lost Children" in aliases and "La Cité des enfants perdus" in aliases
+    assert normalize_tag("  Highly   Quotable ") == "highly quotable"
+
+
+def test_movies_graph() -> None:
+    kg = build_graph("movies", FIXTURES)
+    r = kg.build_report
+    toy, prez = KGFID["movie/1"], KGFID["movie/2"]
+    assert len(kg.entities(MOVIE)) == 4 and kg.types(toy) == [MOVIE]
+    assert kg.label(toy) == "Toy Story" and kg.graph.value(toy, KGF.year) == Literal(1995)
+    assert kg.labels(prez) == ["American President, The", "The American President"]
+    assert kg.graph.value(KGFID["movie/3"], KGF.year) is None and r["movies_without_year"] == 1
+    assert (KGFID["movie/4"], KGF.hasGenre, None) not in kg.graph and r["movies_without_genre"] == 1
+    assert (KGFID["movie/3"], KGF.hasGenre, KGFID["genre/Sci-Fi"]) in kg.graph
+    assert kg.types(KGFID["genre/Sci-Fi"]) == [GENRE]
+    assert "(no genres listed)" not in {str(o) for o in kg.graph.objects(None, RDFS.label)}
+    pixar, fun = KGFID["tag/pixar"], KGFID["tag/fun%20movie"]
+    assert kg.types(pixar) == [TAG] and kg.graph.value(pixar, KGF.usageCount) == Literal(2)
+    assert list(kg.graph.objects(toy, KGF.hasTag)) and {pixar, fun} == set(kg.graph.objects(toy, KGF.hasTag))
+    assert kg.label(fun) == "fun movie"
+    assert r["tag_rows_rejected"] == 2  # unknown movie 99, empty tag
+    assert literals(kg, toy, KGF.xref) == {"IMDB:tt0114709", "TMDB:862"}
+    assert literals(kg, KGFID["movie/3"], KGF.xref) == {"IMDB:tt0105946"}
+
+
+# ---------------------------------------------------------------- build()
+def test_build_is_deterministic_and_idempotent(tmp_path: Path) -> None:
+    for domain in DOMAINS:
+        a = build(domain, FIXTURES, tmp_path / "a")
+        b = build(domain, FIXTURES, tmp_path / "b")
+        first = a.read_bytes()
+        assert a.name == f"{domain}.ttl" and first == b.read_bytes()
+        assert build(domain, FIXTURES, tmp_path / "a").read_bytes() == first  # rebuild in place
+        assert set(KnowledgeGraph.load(a).graph) == set(build_graph(domain, FIXTURES).graph)
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["finance.ttl", "medical.ttl", "movies.ttl"]
+
+
+def test_large_graphs_are_gzipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = build("finance", FIXTURES, tmp_path)
+    monkeypatch.setattr(builders, "MAX_PLAIN_BYTES", 100)
+    result = build_with_report("finance", FIXTURES, tmp_path)
+    assert result.path.name == "finance.ttl.gz" and not plain.exists()  # stale plain file removed
+    assert output_path("finance", tmp_path) == result.path
+    assert result.bytes == result.path.stat().st_size and result.stats["entities"] == len(
+        KnowledgeGraph.load(result.path).entities()
+    )
+
+
+def test_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="constituents.csv"):
+        build_graph("finance", tmp_path)
+    (tmp_path / "sp500").mkdir()
+    (tmp_path / "sp500" / "constituents.csv").write_text("Symbol,Security\nAAPL,Apple\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"missing column\(s\).*GICS Sector"):
+        build_graph("finance", tmp_path)
+    with pytest.raises(ConfigError, match="finance, medical, movies"):
+        build_graph("crypto", tmp_path)
+
+
+@pytest.mark.slow
+def test_build_real_graphs(tmp_path: Path) -> None:
+    results = {d: build_with_report(d, REAL, tmp_path) for d in DOMAINS}
+    for r in results.values():
+        assert r.path.suffix == ".ttl" and r.bytes < 25 * 1024 * 1024
+    fin, med, mov = results["finance"].report, results["medical"].report, results["movies"].report
+    assert fin["companies"] == 500 and fin["sectors"] == 11 and fin["industries"] == 127
+    assert med["diseases"] > 12000 and med["parents_unresolved"] == 0 and med["treats"] == 755
+    assert med["palliates"] == 390 and med["nonIndication"] == 243 and med["symptoms"] == 300
+    assert mov["movies"] == 9742 and mov["genres"] == 19 and mov["movie_rows_rejected"] == 0
+    kg = KnowledgeGraph.load(results["medical"].path)
+    aspirin = kg.lookup("Acetylsalicylic acid")
+    assert len(aspirin) == 1 and kg.types(aspirin[0]) == [DRUG]
+    records = kg.entity_records(types=[DISEASE])
+    assert any("MESH:D003924" in r.xrefs for r in records)  # type 2 diabetes mellitus
+    assert (KGFID["drug/DB00945"], RDF.type, DRUG) in kg.graph
