@@ -30,8 +30,10 @@ class Embedder:
     ) -> None:
         import torch
 
-        from core.models import load_base
+        from core.models import base_reference, load_base
 
+        # Recorded by indexes built with this encoder, so a different model forces a rebuild.
+        self.name = base_reference(model_name_or_path) if model is None else type(model).__name__
         if model is None or tokenizer is None:
             model, tokenizer = load_base(model_name_or_path, task="embedding")
         self.model = model.eval()

@@ -239,11 +239,6 @@ def path_command(a: str, b: str, graph: Path | None, directed: bool, as_json: bo
     emit(payload, as_json, text)
 
 
-# Temporary seam: the `link` command lives in apps/kg/link.py (another module, FAISS-backed);
-# the lead may register it directly instead.
-try:
-    from apps.kg.link import link_command
+from apps.kg.link import link_command  # noqa: E402  (kept in its own module: FAISS-backed)
 
-    group.add_command(link_command)
-except ImportError:
-    pass
+group.add_command(link_command)
