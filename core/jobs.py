@@ -165,29 +165,52 @@ def evaluate_bundle(bundle_dir: str | Path, spec: DataSpec | None = None, split:
 
     bundle_dir = Path(bundle_dir)
     predictor = Predictor.from_bundle(bundle_dir, backend=backend)  # type: ignore[arg-type]
-    data_info = json.loads((bundle_dir / "data.json").read_text()) if (bundle_dir / "data.json").is_file() else {}
+    data_info = bundle_data_info(bundle_dir)
     if spec is None:
         if not data_info:
             raise DataError(f"{bundle_dir} records no training data; pass --data")
         spec = DataSpec(path=str(_find_data_file(data_info["path"], bundle_dir)))
-    examples, _ = read_examples(predictor.task, spec)
-    if split != "all":
-        split_file = bundle_dir / "split.json"
-        trained_on = data_info.get("sha256")
-        if not split_file.is_file() or sha256_file(Path(spec.path)) != trained_on:
-            raise DataError(f"split={split!r} needs the bundle's own training file ({data_info.get('path')}); "
-                            "use --split all for another file")
-        rows = json.loads(split_file.read_text())
-        if split == "train":
-            held = set(rows["dev"]) | set(rows["test"])
-            examples = [e for e in examples if e.row not in held]
-        else:
-            wanted = set(rows[split])
-            examples = [e for e in examples if e.row in wanted]
+    examples = select_split(bundle_dir, spec, predictor.task, split, data_info)
     metrics = evaluate_predictor(predictor, examples)
     metrics["split"] = split
     metrics["backend"] = backend
     return metrics
+
+
+def select_split(bundle_dir: Path, spec: DataSpec, task: str, split: SplitName,
+                 data_info: dict[str, Any] | None = None) -> list:
+    """Examples of ``spec`` in the bundle's recorded ``split`` (rows in split.json); 'all' = every row."""
+    examples, _ = read_examples(task, spec)
+    if split == "all":
+        return examples
+    data_info = data_info if data_info is not None else bundle_data_info(bundle_dir)
+    split_file = bundle_dir / "split.json"
+    if not split_file.is_file() or sha256_file(Path(spec.path)) != data_info.get("sha256"):
+        raise DataError(f"split={split!r} needs the bundle's own training file ({data_info.get('path')}); "
+                        "use --split all for another file")
+    rows = json.loads(split_file.read_text())
+    if split == "train":
+        # Duplicates removed before splitting must stay out of train too, as at training time.
+        held = set(rows["dev"]) | set(rows["test"])
+        kept, _, _ = deduplicate(examples) if task == "sequence" else (examples, None, None)
+        return [e for e in kept if e.row not in held]
+    wanted = set(rows[split])
+    return [e for e in examples if e.row in wanted]
+
+
+def bundle_data_info(bundle_dir: Path) -> dict[str, Any]:
+    path = Path(bundle_dir) / "data.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def bundle_split(bundle_dir: str | Path, split: SplitName, task: str) -> list:
+    """The recorded split of a bundle's own training file (for benchmarks, distillation)."""
+    bundle_dir = Path(bundle_dir)
+    info = bundle_data_info(bundle_dir)
+    if not info:
+        raise DataError(f"{bundle_dir} records no training data (data.json)")
+    spec = DataSpec(path=str(_find_data_file(info["path"], bundle_dir)))
+    return select_split(bundle_dir, spec, task, split, info)
 
 
 def _find_data_file(recorded: str, bundle_dir: Path) -> Path:

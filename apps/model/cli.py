@@ -169,3 +169,125 @@ def info(bundle, as_json):
         "metrics: " + "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in headline.items()),
     ])
     emit(obj, as_json, text)
+
+
+@group.command()
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False), required=True)
+@click.option("--task", type=click.Choice(["sequence", "token"]), default="sequence", show_default=True)
+@click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
+@click.option("--base", default="minilm", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["auto", "csv", "jsonl", "phrasebank"]), default="auto")
+@click.option("--text-col", default="text")
+@click.option("--label-col", default="label")
+@click.option("--trials", type=int, default=8, show_default=True)
+@click.option("--epochs", type=int, default=1, show_default=True)
+@click.option("--max-steps", type=int, default=0, help="Cap each trial (0 = no cap).")
+@click.option("--max-length", type=int, default=64, show_default=True)
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--save-config", type=click.Path(dir_okay=False), help="Write the best TrainConfig as JSON.")
+@json_option
+def search(data_path, task, method, base, fmt, text_col, label_col, trials, epochs, max_steps, max_length, seed,
+           save_config, as_json):
+    """Hyperparameter search (Optuna) on the dev split; prints every trial and the best settings."""
+    from core.fileio import atomic_write_text
+    from core.finetune import TrainConfig
+    from core.hpo import search as run_search
+    from core.jobs import DataSpec, load_splits
+
+    spec = DataSpec(path=data_path, fmt=fmt, text_col=text_col, label_col=label_col, seed=seed)
+    splits, _, _ = load_splits(task, spec)
+    config = TrainConfig(task=task, method=method, base=base, epochs=epochs, max_steps=max_steps,
+                         max_length=max_length, seed=seed)
+    result = run_search(config, splits.train, splits.dev, n_trials=trials, seed=seed)
+    if save_config:
+        atomic_write_text(save_config, result.best_config.to_json() + "\n")
+    obj = {"best_params": result.best_params, "best_value": result.best_value, "metric": result.metric,
+           "trials": result.trials}
+    emit(obj, as_json, result.table() + f"\nbest {result.metric}={result.best_value:.4f} with {result.best_params}")
+
+
+@group.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.option("--onnx/--no-onnx", "with_onnx", default=True, show_default=True,
+              help="Also export ONNX and quantize it to int8 (stored in the bundle as model.int8.onnx).")
+@click.option("--split", type=click.Choice(["test", "dev"]), default="dev", show_default=True,
+              help="Recorded split of the bundle's training file to measure on.")
+@json_option
+def quantize(bundle, with_onnx, split, as_json):
+    """Quantize a bundle (torch dynamic int8, ONNX Runtime int8); report size, speed and metric change."""
+    import tempfile
+
+    from core.bundle import ONNX_INT8, add_file_to_bundle, load_bundle
+    from core.jobs import bundle_split
+    from core.measure import format_rows, measure_predictor
+    from core.predict import Predictor
+    from core.quantize import export_onnx, model_size_mb, quantize_onnx_int8
+
+    loaded = load_bundle(bundle)
+    examples = bundle_split(bundle, split, loaded.task)
+    fp32 = Predictor(loaded.model, loaded.tokenizer, loaded.labels, loaded.task)
+    int8 = Predictor(loaded.model, loaded.tokenizer, loaded.labels, loaded.task, backend="int8")
+    rows = [measure_predictor("fp32", fp32, examples, model_size_mb(loaded.model)),
+            measure_predictor("int8 (torch dynamic)", int8, examples, model_size_mb(int8.model))]
+    if with_onnx:
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32_onnx = export_onnx(loaded.model, loaded.tokenizer, Path(tmp) / "model.onnx", task=loaded.task)
+            int8_onnx = quantize_onnx_int8(fp32_onnx, Path(tmp) / ONNX_INT8, quantize_embeddings=True)
+            add_file_to_bundle(bundle, int8_onnx, ONNX_INT8)
+        onnx = Predictor.from_bundle(bundle, backend="onnx-int8")
+        rows.append(measure_predictor("onnx-int8 (ORT)", onnx, examples, model_size_mb(Path(bundle) / ONNX_INT8)))
+    emit({"split": split, "rows": rows}, as_json, f"{Path(bundle).name} on its {split} split\n"
+         + format_rows(rows, baseline="fp32"))
+
+
+@group.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write the student as a new bundle.")
+@click.option("--layers", type=int, default=3, show_default=True, help="Student encoder layers.")
+@click.option("--prune", "prune_amount", type=float, default=0.0, help="Also report magnitude pruning of the teacher at this sparsity.")
+@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--split", type=click.Choice(["test", "dev"]), default="dev", show_default=True)
+@click.option("--quiet", is_flag=True)
+@json_option
+def compress(bundle, out_dir, layers, prune_amount, epochs, lr, split, quiet, as_json):
+    """Distil a smaller student (and optionally prune); report size, speed and metric change."""
+    import copy
+
+    from core.bundle import load_bundle, save_bundle
+    from core.compress import distill, magnitude_prune, make_student
+    from core.jobs import bundle_split
+    from core.measure import format_rows, measure_predictor
+    from core.predict import Predictor
+    from core.quantize import model_size_mb
+
+    loaded = load_bundle(bundle)
+    if loaded.task != "sequence":
+        raise click.UsageError("compress distils sequence classifiers; token models: use core.compress.distill")
+    train_set = bundle_split(bundle, "train", loaded.task)
+    examples = bundle_split(bundle, split, loaded.task)
+    label_ids = {lab: i for i, lab in enumerate(loaded.labels)}
+    teacher = loaded.model
+    rows = [measure_predictor("teacher fp32", Predictor(teacher, loaded.tokenizer, loaded.labels, "sequence"),
+                              examples, model_size_mb(teacher))]
+    if prune_amount:
+        pruned = copy.deepcopy(teacher)
+        report = magnitude_prune(pruned, prune_amount)
+        rows.append(measure_predictor(f"pruned {report.get('sparsity', prune_amount):.0%}",
+                                      Predictor(pruned, loaded.tokenizer, loaded.labels, "sequence"), examples,
+                                      model_size_mb(pruned)))
+    student = make_student(teacher, layers)
+    max_length = loaded.manifest.max_length
+    distill(teacher, student, loaded.tokenizer, [e.text for e in train_set], [label_ids[e.label] for e in train_set],
+            epochs=epochs, lr=lr, max_length=max_length, progress=not quiet and not as_json)
+    s_fp32 = Predictor(student, loaded.tokenizer, loaded.labels, "sequence")
+    s_int8 = Predictor(student, loaded.tokenizer, loaded.labels, "sequence", backend="int8")
+    rows += [measure_predictor(f"student {layers}L fp32", s_fp32, examples, model_size_mb(student)),
+             measure_predictor(f"student {layers}L int8", s_int8, examples, model_size_mb(s_int8.model))]
+    if out_dir:
+        save_bundle(out_dir, student, loaded.tokenizer, task="sequence", method="full", base=str(bundle),
+                    labels=loaded.labels, max_length=max_length, name=Path(out_dir).name,
+                    metrics={"rows": rows}, extra_files={"data.json": (Path(bundle) / "data.json").read_text(),
+                                                         "split.json": (Path(bundle) / "split.json").read_text()},
+                    model_card=f"# {Path(out_dir).name}\n\nA {layers}-layer student distilled from `{bundle}`.\n")
+    emit({"split": split, "rows": rows}, as_json, format_rows(rows, baseline="teacher fp32"))

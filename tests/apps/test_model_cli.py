@@ -85,3 +85,42 @@ def test_help_lists_groups():
     assert res.exit_code == 0
     for group in ("model", "kg", "demo"):
         assert group in res.output
+
+
+def test_quantize_adds_onnx_to_bundle_and_reports_rows(bundle, tmp_path):
+    import shutil
+
+    out, _ = bundle
+    copy = tmp_path / "q"
+    shutil.copytree(out, copy)
+    res = CliRunner().invoke(cli, ["model", "quantize", str(copy), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)["rows"]
+    assert [r["variant"] for r in rows] == ["fp32", "int8 (torch dynamic)", "onnx-int8 (ORT)"]
+    assert all(0 <= r["accuracy"] <= 1 and r["items_per_s"] > 0 for r in rows)
+    assert rows[1]["size_mb"] < rows[0]["size_mb"]
+    # The export is now part of the verified bundle and serves predictions.
+    pred = CliRunner().invoke(cli, ["model", "predict", str(copy), "profit rose", "--backend", "onnx-int8", "--json"])
+    assert pred.exit_code == 0, pred.output
+    assert json.loads(pred.output)[0]["label"] in ("negative", "neutral", "positive")
+
+
+def test_compress_distils_a_smaller_student(bundle, tmp_path):
+    out, _ = bundle
+    student = tmp_path / "student"
+    res = CliRunner().invoke(cli, ["model", "compress", str(out), "--layers", "1", "--epochs", "1", "--prune", "0.3",
+                                   "--out", str(student), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["variant"]: r for r in json.loads(res.output)["rows"]}
+    assert rows["student 1L fp32"]["size_mb"] < rows["teacher fp32"]["size_mb"]
+    assert any(v.startswith("pruned") for v in rows)
+    info = json.loads(CliRunner().invoke(cli, ["model", "info", str(student), "--json"]).output)
+    assert info["verified"] and info["manifest"]["method"] == "full"
+
+
+def test_search_prints_trials(tiny_model_dir, pb_file):
+    res = CliRunner().invoke(cli, ["model", "search", "--data", str(pb_file), "--base", tiny_model_dir,
+                                   "--trials", "2", "--max-steps", "2", "--max-length", "16", "--json"])
+    assert res.exit_code == 0, res.output
+    obj = json.loads(res.output)
+    assert len(obj["trials"]) == 2 and obj["best_value"] == max(t["value"] for t in obj["trials"])

@@ -1,0 +1,81 @@
+"""Run an exported (fp32 or int8) ONNX classifier with ONNX Runtime on CPU.
+
+``OnnxModel(path)(input_ids, attention_mask, token_type_ids=None)`` returns the logits as a numpy
+array: shape (batch, num_labels) for sequence models, (batch, seq, num_labels) for token models.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import BundleError, ConfigError, DataError, ModelNotFoundError, missing_extra
+
+
+def import_onnxruntime():
+    """Import onnxruntime lazily; a missing package names the extra to install."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise missing_extra("onnxruntime", "onnx") from exc
+    return onnxruntime
+
+
+def _as_int64(x: Any) -> np.ndarray:
+    """Accept numpy arrays, torch tensors or nested lists; ORT wants contiguous int64."""
+    if hasattr(x, "detach"):  # torch tensor, without importing torch here
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(np.asarray(x, dtype=np.int64))
+
+
+class OnnxModel:
+    """An ONNX Runtime session over an exported classifier (CPUExecutionProvider, full graph optimisation).
+
+    num_threads: intra-op threads (>= 1); default ``torch.get_num_threads()`` so ORT and torch
+    compare fairly on the same machine.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], num_threads: int | None = None) -> None:
+        ort = import_onnxruntime()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelNotFoundError(
+                f"ONNX model not found: {self.path}. Create one with core.quantize.export_onnx(...)."
+            )
+        if num_threads is None:
+            import torch
+
+            num_threads = torch.get_num_threads()
+        if num_threads < 1:
+            raise ConfigError(f"num_threads must be >= 1, got {num_threads}")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = int(num_threads)
+        options.inter_op_num_threads = 1  # a BERT graph is a chain: parallelism lives inside ops
+        options.log_severity_level = 3  # keep ORT's optimiser chatter off stderr
+        self.num_threads = int(num_threads)
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.input_names: list[str] = [i.name for i in self.session.get_inputs()]
+        self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> np.ndarray:
+        """Return float32 logits; only the inputs the graph declares are fed."""
+        ids = _as_int64(input_ids)
+        if ids.ndim != 2:
+            raise DataError(f"input_ids must be 2-D (batch, seq), got shape {ids.shape}")
+        given = {
+            "input_ids": ids,
+            "attention_mask": _as_int64(attention_mask),
+            "token_type_ids": np.zeros_like(ids) if token_type_ids is None else _as_int64(token_type_ids),
+        }
+        feed = {name: given[name] for name in self.input_names if name in given}
+        missing = [name for name in self.input_names if name not in given]
+        if missing:
+            raise BundleError(f"{self.path} expects inputs {missing} that OnnxModel cannot supply")
+        (logits,) = self.session.run(["logits"] if "logits" in self.output_names else self.output_names[:1], feed)
+        return logits
+
+    def __repr__(self) -> str:
+        return f"OnnxModel({str(self.path)!r}, num_threads={self.num_threads}, inputs={self.input_names})"
