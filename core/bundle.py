@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import BundleError
-from core.fileio import atomic_write_json, atomic_write_text
+from core.fileio import atomic_write_json, atomic_write_text, default_dir_mode, sha256_file
 
 FORMAT = "kgfusion-bundle"
 VERSION = 1
@@ -45,14 +44,6 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_bundle(
@@ -81,6 +72,7 @@ def save_bundle(
     try:
         # LoRA: peft writes the adapter plus modules_to_save (the head); full: the whole model.
         model.save_pretrained(tmp, safe_serialization=True)
+        (tmp / "README.md").unlink(missing_ok=True)  # peft's template card; MODEL_CARD.md is ours
         tokenizer.save_pretrained(tmp)
         if train_config is not None:
             atomic_write_json(tmp / "train_config.json", train_config)
@@ -94,6 +86,7 @@ def save_bundle(
             labels=list(labels), max_length=max_length, name=name or out.name,
             created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), extra=extra or {},
         ))
+        tmp.chmod(default_dir_mode())
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -16,7 +16,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from core.batching import bucketed_batches, length_sorted_batches, pad_batch
 from core.errors import ConfigError, DataError
+from core.optim import linear_schedule
 
 __all__ = ["distill", "magnitude_prune", "make_student", "student_layer_map"]
 
@@ -239,54 +241,6 @@ def _as_list(x) -> list:
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def _collate(examples: Sequence[dict], pad_id: int, task: Task):
-    """Dynamic padding to the longest example in the batch."""
-    import torch
-
-    width = max(len(ex["input_ids"]) for ex in examples)
-    batch: dict[str, torch.Tensor] = {}
-    for key, fill in (("input_ids", pad_id), ("attention_mask", 0), ("token_type_ids", 0)):
-        if key in examples[0]:
-            batch[key] = torch.tensor([ex[key] + [fill] * (width - len(ex[key])) for ex in examples])
-    if "labels" in examples[0]:
-        if task == "token":
-            batch["labels"] = torch.tensor([ex["labels"] + [-100] * (width - len(ex["labels"])) for ex in examples])
-        else:
-            batch["labels"] = torch.tensor([ex["labels"] for ex in examples])
-    return batch
-
-
-def _length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def _bucketed_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffle, sort by length within pools of 50 batches, shuffle the batches: little padding, still random."""
-    idx = list(range(len(lengths)))
-    rng.shuffle(idx)
-    pool = batch_size * 50
-    batches = []
-    for start in range(0, len(idx), pool):
-        chunk = sorted(idx[start : start + pool], key=lambda i: lengths[i])
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches
-
-
-def _linear_warmup(optimizer, warmup_steps: int, total_steps: int):
-    """LR factor 0 -> 1 over warmup_steps, then 1 -> 0 at total_steps (transformers' linear schedule;
-    written here because importing transformers.optimization pulls in peft and costs seconds)."""
-    import torch
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def _model_inputs(batch: Mapping[str, Any], model) -> dict[str, Any]:
     import inspect
 
@@ -301,8 +255,8 @@ def _teacher_logits(teacher, examples, pad_id: int, task: Task, batch_size: int)
     out: list = [None] * len(examples)
     teacher.eval()
     with torch.inference_mode():
-        for idx in _length_sorted_batches([len(ex["input_ids"]) for ex in examples], batch_size):
-            batch = _collate([examples[i] for i in idx], pad_id, task)
+        for idx in length_sorted_batches([len(ex["input_ids"]) for ex in examples], batch_size):
+            batch = pad_batch([examples[i] for i in idx], pad_id)
             logits = teacher(**_model_inputs(batch, teacher)).logits.float()
             for row, i in enumerate(idx):
                 out[i] = logits[row, : len(examples[i]["input_ids"])].clone() if task == "token" else logits[row].clone()
@@ -350,8 +304,8 @@ def _evaluate(student, examples, teacher_logits, pad_id, task, batch_size, tempe
     student.eval()
     kd_sum = agree = count = correct = gold = 0.0
     with torch.inference_mode():
-        for idx in _length_sorted_batches([len(ex["input_ids"]) for ex in examples], batch_size):
-            batch = _collate([examples[i] for i in idx], pad_id, task)
+        for idx in length_sorted_batches([len(ex["input_ids"]) for ex in examples], batch_size):
+            batch = pad_batch([examples[i] for i in idx], pad_id)
             s = student(**_model_inputs(batch, student)).logits.float()
             t = _stack_teacher([teacher_logits[i] for i in idx], s.shape[1] if task == "token" else 0, task)
             _, kd, _ = _losses(s, t, {k: v for k, v in batch.items() if k != "labels"}, task, temperature, 1.0)
@@ -451,15 +405,15 @@ def distill(
         rng = random.Random(seed)
         history["before"] = _evaluate(student, examples, teacher_logits, pad_id, task, eval_bs, temperature)
         optimizer = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.01)
-        scheduler = _linear_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
+        scheduler = linear_schedule(optimizer, int(warmup_ratio * total_steps), total_steps)
         student.train()
         bar = tqdm(total=total_steps, desc="distill", disable=not progress, leave=False)
         try:
             for _ in range(epochs):
                 sums = {"loss": 0.0, "kd_loss": 0.0, "ce_loss": 0.0}
                 seen = 0
-                for idx in _bucketed_batches(lengths, batch_size, rng):
-                    batch = _collate([examples[i] for i in idx], pad_id, task)
+                for idx in bucketed_batches(lengths, batch_size, rng):
+                    batch = pad_batch([examples[i] for i in idx], pad_id)
                     logits = student(**_model_inputs(batch, student)).logits
                     width = logits.shape[1] if task == "token" else 0
                     target = _stack_teacher([teacher_logits[i] for i in idx], width, task)

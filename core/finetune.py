@@ -24,6 +24,7 @@ from core.config import ConfigBase, check_range
 from core.data import TextExample, TokenExample
 from core.errors import ConfigError, DataError
 from core.evaluate import classification_metrics, entity_metrics
+from core.optim import linear_schedule
 
 log = logging.getLogger(__name__)
 
@@ -269,9 +270,7 @@ def train(
         lr=config.learning_rate,
     )
     warmup = int(total * config.warmup_ratio)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        optim, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
-    )
+    sched = linear_schedule(optim, warmup, total)
     fgm = _FGM(model, config.fgm_epsilon) if config.fgm_epsilon > 0 else None
     metric = config.primary_metric
     best_score, best_state, bad_epochs = -1.0, None, 0

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import BundleError, ConfigError, KgfusionError, ModelNotFoundError, missing_extra
+from core.fileio import atomic_write_bytes
 from core.onnx_model import OnnxModel, import_onnxruntime
 
 __all__ = [
@@ -102,17 +103,6 @@ def _dynamic_linear_type():
     return DynamicLinear
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _float_state(qmodel, quantized_prefixes: set[str]) -> dict[str, Any]:
     """fp32 params/buffers of ``qmodel`` outside its quantized Linear modules."""
     import torch
@@ -175,8 +165,8 @@ def save_int8(model, out_dir: str | os.PathLike[str], tokenizer=None) -> Path:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(out / INT8_WEIGHTS, save(tensors, metadata=metadata))
-    _atomic_write_bytes(out / "config.json", model.config.to_json_string().encode("utf-8"))
+    atomic_write_bytes(out / INT8_WEIGHTS, save(tensors, metadata=metadata))
+    atomic_write_bytes(out / "config.json", model.config.to_json_string().encode("utf-8"))
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
     return out

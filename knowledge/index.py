@@ -16,7 +16,6 @@ manifest written last. No pickle anywhere.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from core.errors import ConfigError, KgfusionError
+from core.fileio import atomic_write_bytes, sha256_file
 from knowledge.records import EntityRecord
 
 IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
@@ -56,25 +56,6 @@ class Candidate:
 def encoder_name(encoder: Any) -> str:
     """A stable name for an encoder, stored in the manifest: ``.name`` if it has one, else its class."""
     return str(getattr(encoder, "name", None) or type(encoder).__name__)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _faiss():
@@ -362,7 +343,7 @@ class EntityIndex:
             "names": self.names,
             "name_entity": self.name_entity,
         }
-        _atomic_write_bytes(out / IDS_FILE, json.dumps(ids, ensure_ascii=False).encode("utf-8"))
+        atomic_write_bytes(out / IDS_FILE, json.dumps(ids, ensure_ascii=False).encode("utf-8"))
         manifest = {
             "format_version": FORMAT_VERSION,
             "encoder": self.encoder_name,
@@ -372,9 +353,9 @@ class EntityIndex:
             "kind": self.kind,
             "params": self.params,
             "metadata": self.metadata,
-            "checksum": {INDEX_FILE: _sha256(out / INDEX_FILE), IDS_FILE: _sha256(out / IDS_FILE)},
+            "checksum": {INDEX_FILE: sha256_file(out / INDEX_FILE), IDS_FILE: sha256_file(out / IDS_FILE)},
         }
-        _atomic_write_bytes(out / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
+        atomic_write_bytes(out / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
         return out
 
     @staticmethod
@@ -406,7 +387,7 @@ class EntityIndex:
             if not path.is_file():
                 raise EntityIndexError(f"{path} is missing; {fix}.")
             expected = manifest.get("checksum", {}).get(fname)
-            if expected != _sha256(path):
+            if expected != sha256_file(path):
                 raise EntityIndexError(f"{path} does not match the checksum in {root / MANIFEST_FILE} (corrupt?); {fix}.")
         enc_name = name or encoder_name(encoder)
         if manifest.get("encoder") != enc_name:

@@ -6,7 +6,6 @@ fails to load (corrupt, other dimension).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import click
 
 from apps.common import emit, json_option, repo_data_dir
 from core.errors import KgfusionError
+from core.fileio import sha256_file
 from knowledge.index import KINDS, EntityIndex, EntityIndexError, encoder_name
 from knowledge.linker import Linker, LinkResult
 
@@ -67,18 +67,10 @@ def resolve_type(value: str) -> str:
     )
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_or_build_index(graph_path: Path, cache_dir: Path, encoder: Any, kind: str = "auto",
                         rebuild: bool = False) -> EntityIndex:
     """The cached index when it matches the graph checksum, encoder and kind; else build and save one."""
-    checksum = file_sha256(graph_path)
+    checksum = sha256_file(graph_path)
     if not rebuild and (cache_dir / "manifest.json").is_file():
         try:
             index = EntityIndex.load(cache_dir, encoder)

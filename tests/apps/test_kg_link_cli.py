@@ -2,47 +2,24 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 import apps.kg.link as link_mod
 from apps.kg.link import link_command
+from tests.mocks import KeywordEncoder
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "kg_link" / "tiny.ttl"
 KEYWORDS = {"breast": 0, "mammary": 0, "cancer": 1, "carcinoma": 1, "tumour": 1, "lung": 2, "pulmonary": 2,
             "diabetes": 3, "aspirin": 4, "acetylsalicylic": 4, "tay": 5, "sachs": 5}
 
 
-class KeywordEncoder:
-    """Keyword one-hot mock (L2-normalised counts of keyword groups); counts the texts it encodes."""
-
-    name = "keyword-mock"
-    dim = 6
-
-    def __init__(self) -> None:
-        self.encoded = 0
-
-    def encode(self, texts, batch_size: int = 64) -> np.ndarray:
-        self.encoded += len(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"[a-z]+", text.lower()):
-                if word in KEYWORDS:
-                    out[i, KEYWORDS[word]] += 1.0
-            norm = np.linalg.norm(out[i])
-            if norm:
-                out[i] /= norm
-        return out
-
-
 @pytest.fixture()
 def encoder(monkeypatch) -> KeywordEncoder:
-    enc = KeywordEncoder()
+    enc = KeywordEncoder(KEYWORDS)
     monkeypatch.setattr(link_mod, "make_encoder", lambda: enc)
     return enc
 
@@ -70,7 +47,7 @@ def test_link_json_builds_and_caches_the_index(graph, encoder) -> None:
     cache = graph.parent / "index" / "tiny"
     assert (cache / "manifest.json").is_file()
 
-    encoder.encoded = 0
+    encoder.calls.clear()
     res = run("Tay Sachs", "--graph", str(graph), "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["results"][0]["match"] == "normalized"
@@ -80,7 +57,7 @@ def test_link_json_builds_and_caches_the_index(graph, encoder) -> None:
 def test_graph_change_triggers_rebuild(graph, encoder) -> None:
     assert run("aspirin", "--graph", str(graph)).exit_code == 0
     graph.write_text(graph.read_text().replace('"aspirin"', '"acetylsalicylic acid tablet"'), encoding="utf-8")
-    encoder.encoded = 0
+    encoder.calls.clear()
     res = run("aspirin", "--graph", str(graph), "--json")
     assert res.exit_code == 0, res.output
     assert encoder.encoded > 1  # names re-encoded

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 import zlib
 
 import numpy as np
@@ -12,6 +11,7 @@ from core.errors import ConfigError
 from knowledge import vocab
 from knowledge.index import Candidate, EntityIndex, EntityIndexError
 from knowledge.records import EntityRecord
+from tests.mocks import KeywordEncoder as _KeywordEncoder
 
 DISEASE, DRUG = str(vocab.DISEASE), str(vocab.DRUG)
 
@@ -23,27 +23,9 @@ KEYWORDS = {
 }
 
 
-class KeywordEncoder:
-    """Keyword one-hot mock: a text's vector counts its keyword groups, L2-normalised (zero if none)."""
-
-    name = "keyword-mock"
-
+class KeywordEncoder(_KeywordEncoder):
     def __init__(self, dim: int = 12) -> None:
-        self.dim = dim
-        self.calls = 0
-
-    def encode(self, texts, batch_size: int = 64) -> np.ndarray:
-        self.calls += 1
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"[a-z]+", text.lower()):
-                if word in KEYWORDS:
-                    out[i, KEYWORDS[word]] += 1.0
-            norm = np.linalg.norm(out[i])
-            if norm:
-                out[i] /= norm
-        return out
-
+        super().__init__(KEYWORDS, dim)
 
 def records() -> list[EntityRecord]:
     return [

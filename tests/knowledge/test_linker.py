@@ -1,9 +1,6 @@
 """Linker and textnorm: exact -> normalised -> n-gram / embedding -> none, types, ambiguity, aliases."""
 from __future__ import annotations
 
-import re
-
-import numpy as np
 import pytest
 
 from core.errors import ConfigError
@@ -12,6 +9,7 @@ from knowledge.index import EntityIndex, EntityIndexError
 from knowledge.linker import Linker
 from knowledge.records import EntityRecord
 from knowledge.textnorm import name_keys, ngram_similarity, normalize
+from tests.mocks import KeywordEncoder as _KeywordEncoder
 
 DISEASE, DRUG = str(vocab.DISEASE), str(vocab.DRUG)
 
@@ -22,27 +20,9 @@ KEYWORDS = {
 }
 
 
-class KeywordEncoder:
-    """Keyword one-hot mock: a text's vector counts its keyword groups, L2-normalised (zero if none)."""
-
-    name = "keyword-mock"
-    dim = 11
-
-    def __init__(self) -> None:
-        self.batches: list[int] = []
-
-    def encode(self, texts, batch_size: int = 64) -> np.ndarray:
-        self.batches.append(len(texts))
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"[a-z]+", text.lower()):
-                if word in KEYWORDS:
-                    out[i, KEYWORDS[word]] += 1.0
-            norm = np.linalg.norm(out[i])
-            if norm:
-                out[i] /= norm
-        return out
-
+class KeywordEncoder(_KeywordEncoder):
+    def __init__(self, dim: int = 11) -> None:
+        super().__init__(KEYWORDS, dim)
 
 def records() -> list[EntityRecord]:
     return [
@@ -181,9 +161,9 @@ def test_add_aliases_at_runtime() -> None:
 def test_link_many_encodes_once_and_matches_link() -> None:
     linker, enc = make_linker()
     mentions = ["heart attack", "crohn disease", "diabetis melitus", "pulmonary tumour", "banana", ""]
-    enc.batches.clear()
+    enc.calls.clear()
     batch = linker.link_many(mentions)
-    assert enc.batches == [5]  # one encoder call for the non-empty mentions
+    assert enc.calls == [5]  # one encoder call for the non-empty mentions
     assert [r.match for r in batch] == ["exact", "normalized", "ngram", "embedding", "none", "none"]
     assert [r.uri for r in batch] == [linker.link(m).uri for m in mentions]
     assert all(len(r.candidates) <= 3 for r in linker.link_many(mentions, k=3))
