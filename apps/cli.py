@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import warnings
 
 import click
 
@@ -44,6 +45,8 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="kgfusion")
 def cli(verbose: bool) -> None:
     """kgfusion: domain NLP with knowledge-graph fusion, on your own CPU."""
+    # Deprecation notices from transformers/peft internals are noise for a CLI user.
+    warnings.filterwarnings("ignore", category=FutureWarning)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
 
 

@@ -19,19 +19,25 @@ EXAMPLES = [
 @click.option("--quick", is_flag=True, help="Small slices only (well under a minute).")
 def demo(quick: bool) -> None:
     """Run the shipped demo end to end and print the results."""
+    from core.bundle import load_bundle
     from core.evaluate import format_report
-    from core.jobs import evaluate_bundle
+    from core.jobs import bundle_split, evaluate_predictor
     from core.predict import Predictor
 
     data = repo_data_dir()
     bundle = data / SENTIMENT_BUNDLE
     click.secho(f"== Sentiment model: {bundle.name}", bold=True)
     started = time.perf_counter()
-    for backend in ("fp32", "int8"):
-        metrics = evaluate_bundle(bundle, split="test", backend=backend)
-        click.echo(format_report(metrics, f"-- held-out PhraseBank test split, backend {backend}"))
-    predictor = Predictor.from_bundle(bundle, backend="int8")
+    loaded = load_bundle(bundle)
+    test = bundle_split(bundle, "test", loaded.task)
+    if quick:
+        test = test[:120]
+    predictors = {backend: Predictor(loaded.model, loaded.tokenizer, loaded.labels, loaded.task, backend=backend)
+                  for backend in ("fp32", "int8")}
+    for backend, predictor in predictors.items():
+        metrics = evaluate_predictor(predictor, test)
+        click.echo(format_report(metrics, f"-- held-out PhraseBank test split ({len(test)} sentences), backend {backend}"))
     click.echo("-- predictions (int8)")
-    for text, pred in zip(EXAMPLES, predictor.predict(EXAMPLES)):
+    for text, pred in zip(EXAMPLES, predictors["int8"].predict(EXAMPLES)):
         click.echo(f"{pred.label:<9} {pred.score:.2f}  {text}")
     click.echo(f"({time.perf_counter() - started:.1f} s)")
