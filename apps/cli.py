@@ -13,6 +13,7 @@ from core.errors import KgfusionError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "model": ("apps.model.cli:group", "Train, evaluate, quantize, compress and serve encoders."),
     "kg": ("apps.kg.cli:group", "Build and query the knowledge graphs; link mentions to entities."),
+    "finance": ("apps.finance.cli:group", "Financial sentiment monitoring: score, link, aggregate, alert."),
     "demo": ("apps.demo:demo", "Run the shipped demo end to end and print the results."),
 }
 

@@ -1,0 +1,324 @@
+"""`kgfusion finance train | evaluate | score | monitor | alerts`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from apps.common import emit, json_option, repo_data_dir
+from core.errors import KgfusionError
+
+BACKEND = click.Choice(["fp32", "int8", "onnx-int8"])
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:  # domain errors print as one line with exit code 1 (also when this group runs on its own)
+            return super().invoke(ctx)
+        except KgfusionError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group("finance", cls=_Group)
+def group() -> None:
+    """Financial sentiment monitoring: which companies turn negative, when, and why."""
+
+
+def default_bundle() -> Path:
+    return repo_data_dir() / "models" / "finsent-lora"
+
+
+def feed_options(f):
+    """Column names and monitoring thresholds, shared by score / monitor / alerts."""
+    opts = [
+        click.option("--text-col", default="text", show_default=True, help="Column holding the item text."),
+        click.option("--time-col", default="", help="Timestamp column (default: auto-detect created_at, timestamp, date ...)."),
+        click.option("--id-col", default="", help="Item id column (default: auto-detect id, id_str ...; else a hash)."),
+        click.option("--source-col", default="", help="Source column (default: auto-detect; else the file name)."),
+        click.option("--ticker-col", default="", help="The feed's own ticker column, used as a hint only."),
+        click.option("--resolution", type=click.Choice(["day", "hour"]), default="day", show_default=True),
+        click.option("--window", type=int, default=20, show_default=True, help="Trailing periods for the robust z-score."),
+        click.option("--min-volume", type=int, default=10, show_default=True, help="Items a period needs to alert."),
+        click.option("--z", "z_threshold", type=float, default=3.0, show_default=True, help="Robust z-score to alert."),
+        click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+                     help="FinanceConfig JSON; command-line options given explicitly override it."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def model_options(f):
+    opts = [
+        click.option("--bundle", type=click.Path(file_okay=False), default=None,
+                     help="Sentiment bundle (default: data/models/finsent-lora)."),
+        click.option("--backend", type=BACKEND, default="int8", show_default=True),
+        click.option("--kg", "kg_path", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="Finance KG Turtle file (default: data/kg/finance.ttl)."),
+        click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True),
+                     help="Extra finance rule files/dirs (merged over the packaged rules)."),
+        click.option("--fuzzy-names", is_flag=True, help="Also link fuzzy company names via the FAISS entity index."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def build_config(ctx: click.Context, **kw: Any):
+    """FinanceConfig from --config (if any) overridden by options the user gave explicitly."""
+    from apps.finance.config import FinanceConfig
+
+    base = FinanceConfig.load(kw.pop("config_path")) if kw.get("config_path") else FinanceConfig()
+    kw.pop("config_path", None)
+    given = {k: v for k, v in kw.items()
+             if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT or k not in base.to_dict()}
+    return FinanceConfig.from_dict(base.to_dict() | {k: v for k, v in given.items() if k in base.to_dict()})
+
+
+def _config(ctx, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume, z_threshold,
+            config_path, fuzzy_names=False):
+    cfg = build_config(ctx, text_col=text_col, time_col=time_col, id_col=id_col, source_col=source_col,
+                       ticker_col=ticker_col, resolution=resolution, window=window, min_volume=min_volume,
+                       z_threshold=z_threshold, config_path=config_path)
+    if fuzzy_names and not cfg.fuzzy_names:
+        cfg = type(cfg).from_dict(cfg.to_dict() | {"fuzzy_names": True})
+    if cfg.min_history > cfg.window:
+        cfg = type(cfg).from_dict(cfg.to_dict() | {"min_history": cfg.window})
+    return cfg
+
+
+def _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet):
+    from apps.finance.pipeline import FinanceMonitor
+
+    bundle = Path(bundle) if bundle else default_bundle()
+    if not bundle.is_dir():
+        raise click.ClickException(f"sentiment bundle not found: {bundle}; build it with `kgfusion finance train` "
+                                   "or pass --bundle")
+    return FinanceMonitor.from_paths(bundle, backend=backend, config=cfg, kg_path=kg_path, rule_paths=rule_paths,
+                                     progress=not quiet)
+
+
+def write_table(frame, path: str | Path) -> Path:
+    """Write a frame atomically as CSV, Parquet or JSONL by the file extension."""
+    from core.fileio import atomic_write
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    frame = frame.copy()
+    for col in frame.columns:  # nested values (lists, dicts) as JSON text for CSV/Parquet
+        if frame[col].map(lambda v: isinstance(v, (list, dict))).any():
+            frame[col] = frame[col].map(lambda v: json.dumps(v, default=str) if isinstance(v, (list, dict)) else v)
+    if suffix == ".csv":
+        return atomic_write(path, lambda p: frame.to_csv(p, index=False))
+    if suffix == ".parquet":
+        return atomic_write(path, lambda p: frame.to_parquet(p, index=False))
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return atomic_write(path, lambda p: frame.to_json(p, orient="records", lines=True, date_format="iso",
+                                                            force_ascii=False))
+    raise click.BadParameter(f"{path}: use a .csv, .parquet or .jsonl file", param_hint="--out")
+
+
+def _records(frame) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records", date_format="iso", default_handler=str))
+
+
+# ------------------------------------------------------------------------------------------- train
+@group.command()
+@click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Bundle directory (default: data/models/finsent-lora for LoRA, runs/finance/finsent-full for full).")
+@click.option("--epochs", type=int, default=2, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--max-length", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=None, help="Default: 1e-3 LoRA, 5e-5 full.")
+@click.option("--max-steps", type=int, default=0, help="Stop after N steps (0 = no limit).")
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--base", default="minilm", show_default=True)
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder holding datasets/financial_phrasebank and datasets/twitter_financial_news (default: data/).")
+@click.option("--no-onnx", is_flag=True, help="Skip the ONNX int8 export.")
+@click.option("--quiet", is_flag=True)
+@json_option
+def train(method, out_dir, epochs, batch_size, max_length, lr, max_steps, seed, base, data_dir, no_onnx, quiet, as_json):
+    """Rebuild the sentiment bundle: MiniLM (LoRA or full) on PhraseBank 50-agree + Twitter Financial News."""
+    from apps.finance.train import FinanceData, train_finsent
+    from apps.model.cli import rebuild_command
+    from core.finetune import TrainConfig
+
+    data = FinanceData.default(data_dir or repo_data_dir())
+    data.seed = seed
+    out = out_dir or (default_bundle() if method == "lora" else Path("runs/finance/finsent-full"))
+    config = TrainConfig(method=method, base=base, epochs=epochs, batch_size=batch_size, max_length=max_length,
+                         lr=lr, max_steps=max_steps, seed=seed)
+    result = train_finsent(config, data, out, progress=not quiet and not as_json,
+                           command=rebuild_command(click.get_current_context()), onnx=not no_onnx)
+    m = result["metrics"]
+    text = (f"bundle written: {result['bundle']} (onnx: {result['onnx']})\n"
+            + "\n".join(f"  {k:<36} {v:.4f}" for k, v in m.items() if isinstance(v, float)))
+    emit(result, as_json, text)
+
+
+# ---------------------------------------------------------------------------------------- evaluate
+@group.command()
+@click.option("--bundle", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Bundle to evaluate (default: data/models/finsent-lora).")
+@click.option("--backend", type=BACKEND, default="fp32", show_default=True)
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None)
+@click.option("--rules/--no-rules", "with_rules", default=True, show_default=True,
+              help="Also report the model fused with the finance rule base.")
+@json_option
+def evaluate(bundle, backend, data_dir, with_rules, as_json):
+    """Accuracy / macro-F1 on the held-out PhraseBank 50-agree, its all-agree subset and Twitter test sets."""
+    from apps.finance.train import FinanceData, evaluate_finsent
+
+    bundle = Path(bundle) if bundle else default_bundle()
+    result = evaluate_finsent(bundle, FinanceData.default(data_dir or repo_data_dir()), backend=backend,
+                              with_rules=with_rules)
+    lines = [f"{bundle.name} ({backend})  FinBERT published accuracy: 0.86 (50-agree) / 0.97 (all-agree)"]
+    for kind in ("model", "fused"):
+        for name, m in result.get(kind, {}).items():
+            lines.append(f"  {kind:<6} {name:<22} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  n={m['n']}")
+    emit(result, as_json, "\n".join(lines))
+
+
+# ------------------------------------------------------------------------------------------- score
+@group.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@feed_options
+@model_options
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write scored items (.csv/.parquet/.jsonl).")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False), default=None,
+              help="Rejected rows CSV (default: <out or FILE>.rejects.csv when there are rejects).")
+@click.option("--limit", type=int, default=None, help="Only the first N items (quick runs).")
+@json_option
+@click.pass_context
+def score(ctx, file, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume, z_threshold,
+          config_path, bundle, backend, kg_path, rule_paths, fuzzy_names, quiet, out, rejects_path, limit, as_json):
+    """Score and link the items of FILE (no database): label, score = P(pos) - P(neg), companies, evidence."""
+    from apps.finance.ingest import read_feed
+    from core.data import write_rejects
+
+    cfg = _config(ctx, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume,
+                  z_threshold, config_path, fuzzy_names)
+    feed = read_feed(file, cfg, limit=limit)
+    mon = _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet or as_json)
+    frame = mon.score(feed.items)
+    rej = None
+    if feed.rejects:
+        rej = Path(rejects_path or f"{out or file}.rejects.csv")
+        write_rejects(feed.rejects, rej)
+    if out:
+        write_table(frame, out)
+    summary = feed.summary() | {"out": out, "rejects_path": str(rej) if rej else None,
+                                "labels": frame["label"].value_counts().to_dict() if not frame.empty else {}}
+    if as_json:
+        emit({"summary": summary, "items": [] if out else _records(frame.drop(columns=["model_probs"]))}, True)
+        return
+    lines = [f"{summary['items']} items scored, {summary['rejected']} rejected"
+             + (f" (see {rej})" if rej else "") + (f"; written to {out}" if out else "")]
+    if not out:
+        for r in frame.head(50).itertuples(index=False):
+            lines.append(f"{r.label:<8} {r.score:+.3f}  {','.join(r.tickers) or '-':<14} {r.text[:90]}")
+    emit(summary, False, "\n".join(lines))
+
+
+# ----------------------------------------------------------------------------------------- monitor
+@group.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB file (created if missing).")
+@feed_options
+@model_options
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False), default=None,
+              help="Rejected rows CSV (default: <db>.rejects.csv when there are rejects).")
+@click.option("--limit", type=int, default=None, help="Only the first N items (quick runs).")
+@click.option("--rescore", is_flag=True, help="Score items already in the database again.")
+@click.option("--top", type=int, default=5, show_default=True, help="Alerts to print.")
+@json_option
+@click.pass_context
+def monitor(ctx, file, db, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume,
+            z_threshold, config_path, bundle, backend, kg_path, rule_paths, fuzzy_names, quiet, rejects_path, limit,
+            rescore, top, as_json):
+    """Ingest FILE into --db (score, link, store; re-runs do not double-count), then detect alerts."""
+    cfg = _config(ctx, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume,
+                  z_threshold, config_path, fuzzy_names)
+    mon = _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet or as_json)
+    s = mon.monitor(file, db, rejects_path=rejects_path, limit=limit, rescore=rescore, top=top)
+    text = (f"{s.items} items ({s.new_items} new, {s.skipped_existing} already stored), {s.rejected} rejected"
+            + (f" -> {s.rejects_path}" if s.rejects_path else "")
+            + f"\n{s.linked_items} items linked to companies ({s.mentions} mentions); "
+            f"{s.items_per_s:.0f} items/s; {s.seconds:.1f} s total\n{s.alerts} alerts; top:\n"
+            + _alert_lines(s.top_alerts))
+    emit(s.to_dict(), as_json, text)
+
+
+def _alert_lines(alerts: list[dict[str, Any]]) -> str:
+    lines = []
+    for a in alerts:
+        lines.append(f"  {str(a['period'])[:16]:<16} {a['level']:<8} {str(a['name'])[:28]:<28} z={a['z']:6.1f} "
+                     f"n={a['volume']:<4} neg={a['negative_share']:.2f} (base {a['baseline_share']:.2f})")
+        for ev in (a.get("evidence") or [])[:1]:
+            rules = [e["source"] for e in ev.get("evidence", []) if e["kind"] == "rule"]
+            lines.append(f"      e.g. {ev['score']:+.2f} {ev['text'][:80]!r} rules={rules[:3]}")
+    return "\n".join(lines) or "  (none)"
+
+
+# ------------------------------------------------------------------------------------------ alerts
+@group.command()
+@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--resolution", type=click.Choice(["day", "hour"]), default="day", show_default=True)
+@click.option("--window", type=int, default=20, show_default=True)
+@click.option("--min-volume", type=int, default=10, show_default=True)
+@click.option("--z", "z_threshold", type=float, default=3.0, show_default=True)
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--top", type=int, default=20, show_default=True)
+@click.option("--level", type=click.Choice(["company", "industry", "sector"]), default=None)
+@click.option("--entity", default=None, help="Ticker, name or URI to filter on (e.g. AAPL).")
+@click.option("--prices", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Prices CSV (ticker, Date, Adj Close) for a descriptive next-day return study.")
+@click.option("--kg", "kg_path", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write alerts (.csv/.parquet/.jsonl).")
+@json_option
+@click.pass_context
+def alerts(ctx, db, resolution, window, min_volume, z_threshold, config_path, top, level, entity, prices, kg_path,
+           out, as_json):
+    """Negative-sentiment spikes in --db (robust z of the negative share), with their top evidence items."""
+    from apps.finance.pipeline import alerts_from_store
+    from apps.finance.store import FinanceStore
+
+    cfg = build_config(ctx, resolution=resolution, window=window, min_volume=min_volume, z_threshold=z_threshold,
+                       config_path=config_path)
+    if cfg.min_history > cfg.window:
+        cfg = type(cfg).from_dict(cfg.to_dict() | {"min_history": cfg.window})
+    with FinanceStore(db, read_only=True) as store:
+        table = alerts_from_store(store, cfg, top=None if prices else top, level=level, entity=entity)
+    result: dict[str, Any] = {"total": int(table.attrs.get("total", len(table)))}
+    if prices:
+        result["event_study"] = _event_study(table, prices, kg_path, cfg)
+    table = table.head(top)
+    if out:
+        write_table(table, out)
+    result["alerts"] = _records(table)
+    text = f"{result['total']} alerts; top {len(table)}:\n" + _alert_lines(result["alerts"])
+    if prices:
+        es = result["event_study"]
+        text += ("\nevent study (descriptive, company alerts): " + json.dumps(
+            {k: (round(v, 5) if isinstance(v, float) else v) for k, v in es.items()}, indent=1))
+    emit(result, as_json, text)
+
+
+def _event_study(table, prices, kg_path, cfg) -> dict[str, Any]:
+    from apps.finance.eventstudy import next_day_returns, read_prices, summarize
+    from apps.finance.linking import CompanyCatalog
+    from knowledge.graph import KnowledgeGraph
+
+    catalog = CompanyCatalog.from_graph(KnowledgeGraph.load(kg_path or repo_data_dir() / "kg" / "finance.ttl"), cfg)
+
+    def entity_of(ticker: str) -> str | None:
+        c = catalog.by_ticker.get(ticker.upper())
+        return c.uri if c else None
+
+    events = next_day_returns(table, read_prices(prices), entity_of)
+    return summarize(events)

@@ -1,0 +1,136 @@
+"""Streamlit page: which companies turn negative, when, and why.
+
+Pick the demo database (or upload a feed to score), read the KPIs, follow a company's or sector's
+sentiment over time, scan the alert list, and drill into an alert: its most negative items with the
+evidence highlighted, and the company's neighbourhood in the knowledge graph.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from apps.common import repo_data_dir
+from apps.finance.config import FinanceConfig
+from apps.finance.linking import neighbourhood
+from apps.finance.pipeline import alerts_from_store
+from apps.finance.scoring import highlight_html
+from apps.finance.store import FinanceStore, kpis
+from apps.finance.timeseries import build_series
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_DB = Path(os.environ.get("KGFUSION_FINANCE_DB", REPO / "runs" / "finance.duckdb"))
+KG_PATH = Path(os.environ.get("KGFUSION_FINANCE_KG", repo_data_dir() / "kg" / "finance.ttl"))
+BUNDLE = Path(os.environ.get("KGFUSION_FINANCE_BUNDLE", repo_data_dir() / "models" / "finsent-lora"))
+
+
+@st.cache_resource
+def load_graph(path: str):
+    from knowledge.graph import KnowledgeGraph
+
+    return KnowledgeGraph.load(path)
+
+
+@st.cache_resource
+def load_monitor(bundle: str, backend: str):
+    from apps.finance.pipeline import FinanceMonitor
+
+    return FinanceMonitor.from_paths(bundle, backend=backend, kg_path=KG_PATH, progress=False)
+
+
+@st.cache_data(show_spinner="Reading the database ...")
+def load_dashboard(db: str, config: dict, stamp: float):
+    cfg = FinanceConfig.from_dict(config)
+    with FinanceStore(db, read_only=True) as store:
+        return kpis(store), build_series(store.mention_frame(), cfg.resolution, cfg.levels, cfg.max_companies), \
+            alerts_from_store(store, cfg, top=200)
+
+
+st.title("Financial sentiment monitor")
+st.caption("Sentiment score per item = P(positive) - P(negative) after fusing the model with the finance "
+           "rules; alerts are spikes in a company's or sector's negative share (robust z-score).")
+
+with st.sidebar:
+    st.header("Data")
+    source = st.radio("Source", ["Demo database", "Upload a feed"])
+    resolution = st.selectbox("Resolution", ["day", "hour"])
+    min_volume = st.number_input("Minimum items per period", min_value=1, value=10)
+    z_threshold = st.number_input("Alert at robust z >=", min_value=0.5, value=3.0, step=0.5)
+
+config = FinanceConfig(resolution=resolution, min_volume=int(min_volume), z_threshold=float(z_threshold))
+db = DEMO_DB
+if source == "Upload a feed":
+    upload = st.file_uploader("Feed (CSV or JSONL with a text column; timestamps for series)",
+                              type=["csv", "jsonl", "ndjson"])
+    text_col = st.text_input("Text column", "text")
+    if upload is not None and st.button("Score feed"):
+        work = Path(tempfile.mkdtemp(prefix="kgf-finance-"))
+        feed = work / upload.name
+        feed.write_bytes(upload.getvalue())
+        monitor = load_monitor(str(BUNDLE), "int8")
+        monitor.config = FinanceConfig.from_dict(monitor.config.to_dict() | {"text_col": text_col})
+        with st.spinner("Scoring and linking ..."):
+            summary = monitor.monitor(feed, work / "feed.duckdb")
+        st.session_state["uploaded_db"] = str(work / "feed.duckdb")
+        st.success(f"{summary.items} items scored, {summary.rejected} rejected, {summary.alerts} alerts")
+    if "uploaded_db" not in st.session_state:
+        st.info("Upload a feed and press 'Score feed'.")
+        st.stop()
+    db = Path(st.session_state["uploaded_db"])
+
+if not db.is_file():
+    st.info(f"No database at {db}. Create one with `kgfusion finance monitor FEED --db {db}`.")
+    st.stop()
+
+stats, series, alerts = load_dashboard(str(db), config.to_dict(), db.stat().st_mtime)
+
+cols = st.columns(4)
+cols[0].metric("Items", f"{stats['items']:,}")
+cols[1].metric("Linked to companies", f"{stats['linked_items']:,}")
+cols[2].metric("Negative share", f"{stats['negative_share']:.1%}")
+cols[3].metric("Alerts", f"{alerts.attrs.get('total', len(alerts)):,}")
+st.caption(f"{stats['companies']} companies, {stats['first']} to {stats['last']}")
+
+st.subheader("Alerts")
+if alerts.empty:
+    st.write("No alerts at these settings.")
+else:
+    table = alerts.drop(columns=["evidence", "entity"]).assign(period=alerts["period"].astype(str))
+    st.dataframe(table.round(3), hide_index=True, width="stretch")
+
+st.subheader("Sentiment over time")
+level = st.selectbox("Level", ["company", "sector", "industry"])
+at_level = series[series["level"] == level]
+if at_level.empty:
+    st.write("No series at this level.")
+else:
+    ranked = at_level.groupby("name")["volume"].sum().sort_values(ascending=False)
+    name = st.selectbox("Entity (by volume)", list(ranked.index))
+    one = at_level[at_level["name"] == name]
+    base = alt.Chart(one).encode(x=alt.X("period:T", title=None))
+    chart = alt.vconcat(
+        base.mark_line(color="#c0392b").encode(y=alt.Y("negative_share:Q", title="negative share"),
+                                              tooltip=["period:T", "volume:Q", "negative_share:Q", "mean_score:Q"]),
+        base.mark_line().encode(y=alt.Y("mean_score:Q", title="mean score")),
+        base.mark_bar(opacity=0.5).encode(y=alt.Y("volume:Q", title="items")),
+    )
+    st.altair_chart(chart, width="stretch")
+
+st.subheader("Why: drill into an alert")
+if not alerts.empty:
+    labels = [f"{a.period:%Y-%m-%d %H:%M} · {a.level} · {a.name} · z={a.z:.1f}" for a in alerts.itertuples()]
+    pick = st.selectbox("Alert", range(len(labels)), format_func=lambda i: labels[i])
+    alert = alerts.iloc[pick]
+    for item in alert["evidence"]:
+        st.markdown(f"**{item['label']}** {item['score']:+.2f} (confidence {item['confidence']:.2f}) · {item['ts']}")
+        st.markdown(highlight_html(item["text"], item["evidence"]), unsafe_allow_html=True)
+        with st.expander("Evidence"):
+            st.dataframe(pd.DataFrame(item["evidence"]), hide_index=True, width="stretch")
+    st.markdown("**Knowledge-graph neighbourhood**")
+    if KG_PATH.is_file():
+        st.dataframe(pd.DataFrame(neighbourhood(load_graph(str(KG_PATH)), alert["entity"])), hide_index=True,
+                     width="stretch")

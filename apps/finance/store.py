@@ -1,0 +1,169 @@
+"""DuckDB store of scored items, their company mentions and the runs that wrote them.
+
+Tables: ``items`` (id primary key; ts naive UTC; label, score, fused and model probabilities, evidence
+JSON), ``mentions`` (item_id + entity primary key; ticker, company, industry, sector, match, span) and
+``runs``. Writes are upserts keyed on the item id, so monitoring the same file twice counts each item
+once; an item's mentions are replaced together with it.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core.errors import DataError, KgfusionError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id VARCHAR PRIMARY KEY, ts TIMESTAMP, source VARCHAR, text VARCHAR, ticker_hint VARCHAR,
+    label VARCHAR, score DOUBLE, confidence DOUBLE, p_negative DOUBLE, p_neutral DOUBLE, p_positive DOUBLE,
+    model_probs VARCHAR, rule_score DOUBLE, evidence VARCHAR, run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS mentions (
+    item_id VARCHAR, entity VARCHAR, ticker VARCHAR, company VARCHAR, industry_uri VARCHAR, industry VARCHAR,
+    sector_uri VARCHAR, sector VARCHAR, match VARCHAR, surface VARCHAR, start_char INTEGER, end_char INTEGER,
+    score DOUBLE, detail VARCHAR, PRIMARY KEY (item_id, entity)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, started TIMESTAMP, finished TIMESTAMP, input VARCHAR, rows_read BIGINT,
+    items BIGINT, new_items BIGINT, rejected BIGINT, mentions BIGINT, model VARCHAR, backend VARCHAR,
+    config VARCHAR, summary VARCHAR
+);
+"""
+ITEM_COLUMNS = ["id", "ts", "source", "text", "ticker_hint", "label", "score", "confidence", "p_negative",
+                "p_neutral", "p_positive", "model_probs", "rule_score", "evidence", "run_id"]
+MENTION_COLUMNS = ["item_id", "entity", "ticker", "company", "industry_uri", "industry", "sector_uri", "sector",
+                   "match", "surface", "start_char", "end_char", "score", "detail"]
+
+
+def _duckdb():
+    try:
+        import duckdb
+    except ImportError as exc:  # pragma: no cover - a hard dependency
+        raise KgfusionError("duckdb is not installed: pip install duckdb") from exc
+    return duckdb
+
+
+class FinanceStore:
+    """A DuckDB file (or ":memory:"); use as a context manager or call close()."""
+
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        duckdb = _duckdb()
+        self.path = str(path)
+        if read_only and self.path != ":memory:" and not Path(self.path).is_file():
+            raise DataError(f"{self.path}: database not found; create it with `kgfusion finance monitor FILE --db {path}`")
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise DataError(f"{self.path}: cannot open the DuckDB file ({exc}); is another process writing it?") from exc
+        if not read_only:
+            self.con.execute(SCHEMA)
+        else:
+            names = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            if "items" not in names:
+                raise DataError(f"{self.path}: not a finance monitor database (no items table)")
+
+    def __enter__(self) -> FinanceStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- writes ----------------------------------------------------------------------------------
+    def existing_ids(self, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        frame = pd.DataFrame({"id": ids})
+        self.con.register("_ids", frame)
+        try:
+            return {r[0] for r in self.con.execute("SELECT i.id FROM items i JOIN _ids USING (id)").fetchall()}
+        finally:
+            self.con.unregister("_ids")
+
+    def upsert(self, items: pd.DataFrame, mentions: pd.DataFrame) -> int:
+        """Insert or replace items (and replace their mentions) in one transaction; returns new item count."""
+        if items.empty:
+            return 0
+        items = items.reindex(columns=ITEM_COLUMNS)
+        mentions = mentions.reindex(columns=MENTION_COLUMNS)
+        new = len(items) - len(self.existing_ids(items["id"].tolist()))
+        self.con.register("_items", items)
+        self.con.register("_mentions", mentions)
+        try:
+            self.con.execute("BEGIN TRANSACTION")
+            self.con.execute("DELETE FROM mentions WHERE item_id IN (SELECT id FROM _items)")
+            self.con.execute(f"INSERT OR REPLACE INTO items SELECT {', '.join(ITEM_COLUMNS)} FROM _items")
+            if not mentions.empty:
+                self.con.execute(f"INSERT OR REPLACE INTO mentions SELECT {', '.join(MENTION_COLUMNS)} FROM _mentions")
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("_items")
+            self.con.unregister("_mentions")
+        return new
+
+    def record_run(self, run: dict[str, Any]) -> None:
+        row = dict(run)
+        for key in ("config", "summary"):
+            if not isinstance(row.get(key), str):
+                row[key] = json.dumps(row.get(key) or {}, sort_keys=True, default=str)
+        cols = ["run_id", "started", "finished", "input", "rows_read", "items", "new_items", "rejected", "mentions",
+                "model", "backend", "config", "summary"]
+        self.con.execute(f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' * len(cols))})", [row.get(c) for c in cols])
+
+    # -- reads -----------------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        return {t: int(self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in ("items", "mentions", "runs")}
+
+    def mention_frame(self) -> pd.DataFrame:
+        """One row per (item, company): the item's ts, label, score, confidence with the mention's roll-up."""
+        return self.con.execute("""
+            SELECT m.item_id, i.ts, i.label, i.score, i.confidence, m.entity, m.ticker, m.company,
+                   m.industry_uri, m.industry, m.sector_uri, m.sector, m.match
+            FROM mentions m JOIN items i ON i.id = m.item_id WHERE i.ts IS NOT NULL""").df()
+
+    def items(self, ids: list[str] | None = None, limit: int | None = None) -> pd.DataFrame:
+        if ids is not None:
+            frame = pd.DataFrame({"id": list(ids)})
+            self.con.register("_ids", frame)
+            try:
+                return self.con.execute("SELECT i.* FROM items i JOIN _ids USING (id) ORDER BY i.ts").df()
+            finally:
+                self.con.unregister("_ids")
+        sql = "SELECT * FROM items ORDER BY ts" + (f" LIMIT {int(limit)}" if limit else "")
+        return self.con.execute(sql).df()
+
+    def mentions_of(self, ids: list[str]) -> pd.DataFrame:
+        frame = pd.DataFrame({"item_id": list(ids)})
+        self.con.register("_ids", frame)
+        try:
+            return self.con.execute("SELECT m.* FROM mentions m JOIN _ids USING (item_id)").df()
+        finally:
+            self.con.unregister("_ids")
+
+    def runs(self) -> pd.DataFrame:
+        return self.con.execute("SELECT * FROM runs ORDER BY started").df()
+
+    def time_range(self) -> tuple[datetime | None, datetime | None]:
+        lo, hi = self.con.execute("SELECT min(ts), max(ts) FROM items").fetchone()
+        return lo, hi
+
+
+def kpis(store: FinanceStore) -> dict[str, Any]:
+    """Headline numbers: items, linked items, companies, negative share, time range."""
+    row = store.con.execute("""
+        SELECT count(*), avg(CASE WHEN label = 'negative' THEN 1.0 ELSE 0.0 END), avg(score), min(ts), max(ts)
+        FROM items""").fetchone()
+    linked, companies = store.con.execute("SELECT count(DISTINCT item_id), count(DISTINCT entity) FROM mentions").fetchone()
+    return {"items": int(row[0]), "negative_share": float(row[1] or 0.0), "mean_score": float(row[2] or 0.0),
+            "first": row[3], "last": row[4], "linked_items": int(linked), "companies": int(companies)}

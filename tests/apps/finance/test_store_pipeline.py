@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+
+from apps.finance.store import FinanceStore, kpis
+
+
+def test_monitor_twice_does_not_double_count(monitor_factory, feed_path, tmp_path):
+    db = tmp_path / "m.duckdb"
+    model = None
+    mon = monitor_factory()
+    first = mon.monitor(feed_path, db)
+    assert (first.items, first.new_items, first.rejected) == (168, 168, 0)
+    model = mon.scorer.predictor
+    seen = len(model.seen)
+    second = mon.monitor(feed_path, db)
+    assert (second.new_items, second.skipped_existing) == (0, 168)
+    assert len(model.seen) == seen  # stored items are not scored again
+    third = mon.monitor(feed_path, db, rescore=True)
+    assert third.new_items == 0
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM items").fetchone()[0] == 168
+    assert con.execute("SELECT count(*) FROM mentions").fetchone()[0] == first.mentions
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 3
+    con.close()
+
+
+def test_items_carry_evidence_and_mentions_roll_up(monitor_factory, feed_path, tmp_path):
+    db = tmp_path / "m.duckdb"
+    monitor_factory().monitor(feed_path, db)
+    with FinanceStore(db, read_only=True) as store:
+        items = store.items()
+        row = items[items["text"].str.contains("downgrade")].iloc[0]
+        ev = json.loads(row["evidence"])
+        kinds = {e["kind"] for e in ev}
+        assert {"model", "rule", "kg"} <= kinds
+        assert row["score"] == row["p_positive"] - row["p_negative"] or row["label"] == "negative"
+        m = store.mentions_of([row["id"]])
+        assert m.iloc[0]["sector"] == "Information Technology" and m.iloc[0]["match"] == "cashtag"
+        assert kpis(store)["items"] == 168
+
+
+def test_rejects_file_written_next_to_db(monitor_factory, bad_feed_path, tmp_path):
+    mon = monitor_factory(text_col="body", time_col="when", id_col="post_id", source_col="channel")
+    s = mon.monitor(bad_feed_path, tmp_path / "b.duckdb")
+    assert s.rejects_path == f"{tmp_path / 'b.duckdb'}.rejects.csv"
+    rejects = pd.read_csv(s.rejects_path)
+    assert len(rejects) == s.rejected == 5 and s.items + s.rejected == s.rows_read
+
+
+def test_alerts_find_the_planted_spike_with_evidence(monitor_factory, feed_path, tmp_path):
+    db = tmp_path / "m.duckdb"
+    mon = monitor_factory()
+    summary = mon.monitor(feed_path, db)
+    alerts = mon.alerts(db)
+    assert summary.alerts == len(alerts) >= 1
+    top = alerts.iloc[0]
+    assert str(top["period"])[:10] == "2014-01-25" and top["negative_share"] == 1.0
+    assert set(alerts["level"]) == {"company", "industry", "sector"}
+    assert "downgrade" in top["evidence"][0]["text"] and top["evidence"][0]["label"] == "negative"
+    assert len(mon.alerts(db, level="company", entity="AAPL")) == 1
+
+
+def test_score_texts_without_a_file(monitor_factory):
+    frame = monitor_factory().score(["$AAPL profit rose", "Allstate raises ALL guidance", "nothing here"])
+    assert frame["tickers"].tolist() == [["AAPL"], ["ALL"], []]
+    assert frame["label"].tolist()[0] == "positive"
+
+
+def test_feed_without_timestamps_is_stored_but_has_no_series(monitor_factory, tmp_path):
+    feed = tmp_path / "plain.csv"
+    feed.write_text("text\n$AAPL profit rose\nMicrosoft loss fell\n")
+    mon = monitor_factory()
+    s = mon.monitor(feed, tmp_path / "p.duckdb")
+    assert (s.items, s.new_items, s.mentions, s.alerts) == (2, 2, 2, 0)
+    assert mon.monitor(feed, tmp_path / "p.duckdb").new_items == 0  # hash ids are stable
+    assert mon.series(tmp_path / "p.duckdb").empty
