@@ -15,10 +15,37 @@ EXAMPLES = [
 ]
 
 
+STOCKNET_FEED = "datasets/stocknet/stocknet_raw_tweets.jsonl.gz"
+
+
 @click.command("demo")
 @click.option("--quick", is_flag=True, help="Small slices only (well under a minute).")
-def demo(quick: bool) -> None:
+@click.option("--feed-items", type=int, default=5000, show_default=True,
+              help="StockNet items the finance monitor reads (--quick: 500).")
+@click.pass_context
+def demo(ctx: click.Context, quick: bool, feed_items: int) -> None:
     """Run the shipped demo end to end and print the results."""
+    sentiment_demo(quick)
+    finance_demo(ctx, 500 if quick else feed_items)
+
+
+def finance_demo(ctx: click.Context, limit: int) -> None:
+    """The finance monitor on the first ``limit`` StockNet tweets into runs/finance.duckdb (the page's default).
+
+    Re-running adds nothing already stored, so a second demo shows "0 new" and the same alerts.
+    """
+    from pathlib import Path
+
+    from apps.finance.cli import monitor
+
+    db = Path("runs") / "finance.duckdb"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    click.secho(f"\n== Finance monitor: first {limit} StockNet tweets (int8) -> {db}", bold=True)
+    ctx.invoke(monitor, file=str(repo_data_dir() / STOCKNET_FEED), db=str(db), limit=limit, quiet=True, top=5)
+
+
+def sentiment_demo(quick: bool) -> None:
+    """The shipped PhraseBank sentiment bundle on its held-out split, fp32 and int8."""
     from core.bundle import load_bundle
     from core.evaluate import format_report
     from core.jobs import bundle_split, evaluate_predictor
