@@ -27,6 +27,7 @@ class KeywordEncoder(_KeywordEncoder):
     def __init__(self, dim: int = 12) -> None:
         super().__init__(KEYWORDS, dim)
 
+
 def records() -> list[EntityRecord]:
     return [
         EntityRecord("d:breast", "breast cancer", ("mammary carcinoma",), DISEASE, ("MESH:D001943",)),

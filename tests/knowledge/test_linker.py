@@ -24,6 +24,7 @@ class KeywordEncoder(_KeywordEncoder):
     def __init__(self, dim: int = 11) -> None:
         super().__init__(KEYWORDS, dim)
 
+
 def records() -> list[EntityRecord]:
     return [
         EntityRecord("d:breast", "breast cancer", ("mammary carcinoma",), DISEASE),
