@@ -132,7 +132,9 @@ class KnowledgeGraph:
             graph.parse(data=text, format="turtle", publicID=path.resolve().as_uri())
         except BadSyntax as exc:
             why = getattr(exc, "_why", str(exc))
-            line = getattr(exc, "lines", -1) + 1
+            # rdflib's own line counter drifts near the end of input; count newlines up to the error offset.
+            source, offset = getattr(exc, "_str", b""), getattr(exc, "_i", None)
+            line = source[:offset].count(b"\n") + 1 if offset is not None else getattr(exc, "lines", -1) + 1
             raise GraphError(f"{path}: malformed Turtle at line {line}: {why}. Fix the file or rebuild it.") from exc
         except Exception as exc:  # rdflib raises several unrelated types for bad input
             raise GraphError(f"{path}: malformed Turtle: {exc}. Fix the file or rebuild it.") from exc
