@@ -1,0 +1,1 @@
+"""Recommendation app: MovieLens readers, a time-based protocol, ranking metrics and baselines."""

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from apps.recommend.metrics import (
+    catalogue_coverage,
+    evaluate,
+    intra_list_diversity,
+    map_at_k,
+    ndcg_at_k,
+    novelty,
+    recall_at_k,
+)
+
+
+def test_perfect_ranking_scores_one():
+    recs = {1: [1, 2, 3], 2: [9]}
+    rel = {1: {1, 2, 3}, 2: {9}}
+    assert ndcg_at_k(recs, rel, 10) == pytest.approx(1.0)
+    assert recall_at_k(recs, rel, 10) == pytest.approx(1.0)
+    assert map_at_k(recs, rel, 10) == pytest.approx(1.0)
+
+
+def test_no_hits_scores_zero_and_missing_user_counts_zero():
+    rel = {1: {5}, 2: {6}}
+    assert ndcg_at_k({1: [1, 2]}, rel) == 0.0
+    assert recall_at_k({1: [1, 2]}, rel) == 0.0
+    assert map_at_k({}, rel) == 0.0
+
+
+def test_hand_computed_small_cases():
+    # One relevant item at rank 2.
+    assert ndcg_at_k({1: [7, 8]}, {1: {8}}, 10) == pytest.approx(1 / math.log2(3))
+    assert map_at_k({1: [7, 8]}, {1: {8}}, 10) == pytest.approx(0.5)
+    # Two relevant, hits at ranks 1 and 3: DCG = 1 + 1/2, IDCG = 1 + 1/log2(3).
+    assert ndcg_at_k({1: [1, 0, 2]}, {1: {1, 2}}) == pytest.approx(1.5 / (1 + 1 / math.log2(3)))
+    assert map_at_k({1: [1, 0, 2]}, {1: {1, 2}}) == pytest.approx((1 + 2 / 3) / 2)
+    assert recall_at_k({1: [1, 0, 3]}, {1: {1, 2}}) == pytest.approx(0.5)
+
+
+def test_cutoff_is_applied():
+    assert ndcg_at_k({1: [0, 0, 5]}, {1: {5}}, k=2) == 0.0
+    assert recall_at_k({1: [0, 5]}, {1: {5, 6, 7}}, k=1) == 0.0
+
+
+def test_users_without_relevant_items_are_ignored():
+    assert ndcg_at_k({1: [1], 2: [3]}, {1: {1}, 2: set()}) == pytest.approx(1.0)
+
+
+def test_coverage_limits():
+    assert catalogue_coverage({1: [1, 2], 2: [3, 4]}, 4) == 1.0
+    assert catalogue_coverage({1: [1], 2: [1]}, 4) == 0.25
+    with pytest.raises(ValueError):
+        catalogue_coverage({}, 0)
+
+
+def test_diversity_limits():
+    genres = {1: ["A", "B"], 2: ["A", "B"], 3: ["C"], 4: ["A"]}
+    assert intra_list_diversity({1: [1, 2]}, genres) == 0.0
+    assert intra_list_diversity({1: [1, 3]}, genres) == 1.0
+    assert intra_list_diversity({1: [1, 4]}, genres) == pytest.approx(0.5)
+    assert intra_list_diversity({1: [1]}, genres) == 0.0  # single-item lists are skipped
+
+
+def test_novelty():
+    pop = {1: 8, 2: 1}
+    assert novelty({1: [1]}, pop, 8) == 0.0
+    assert novelty({1: [2]}, pop, 8) == pytest.approx(3.0)
+    assert novelty({1: [1, 2]}, pop, 8) == pytest.approx(1.5)
+    assert novelty({1: [99]}, pop, 8) == pytest.approx(3.0)  # unseen item counts as popularity 1
+
+
+def test_evaluate_has_primary_and_optional_metrics():
+    out = evaluate({1: [1, 2, 3]}, {1: {1}}, k=2, catalogue_size=3, item_genres={1: ["A"], 2: ["A"]},
+                   item_popularity={1: 1, 2: 1}, n_users=2)
+    assert out["primary"] == out["ndcg_at_2"] == pytest.approx(1.0)
+    assert out["coverage"] == pytest.approx(2 / 3)  # lists are cut to k before coverage
+    assert out["diversity"] == 0.0
+    assert out["novelty"] == pytest.approx(1.0)
+    assert "coverage" not in evaluate({1: [1]}, {1: {1}})
