@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "model": ("apps.model.cli:group", "Train, evaluate, quantize, compress and serve encoders."),
     "kg": ("apps.kg.cli:group", "Build and query the knowledge graphs; link mentions to entities."),
     "finance": ("apps.finance.cli:group", "Financial sentiment monitoring: score, link, aggregate, alert."),
+    "medical": ("apps.medical.cli:group", "Clinical notes -> coded disease/drug mentions with ConText and KG links."),
     "demo": ("apps.demo:demo", "Run the shipped demo end to end and print the results."),
 }
 

@@ -1,0 +1,191 @@
+"""`kgfusion medical train | evaluate | extract`: clinical NER over notes, with KG concepts and ConText."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+
+from apps.common import emit, json_option, repo_data_dir
+from core.errors import KgfusionError
+
+BACKEND = click.Choice(["fp32", "int8", "onnx-int8"])
+POLICY = click.Choice(["union", "prefer_model", "prefer_gazetteer"])
+
+group = click.Group("medical", help="Clinical notes -> coded mentions (disease, drug) with ConText and KG links.")
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@group.command()
+@click.option("--dataset", type=click.Choice(["bc5cdr", "ncbi"]), default="bc5cdr", show_default=True,
+              help="bc5cdr: Chemical + Disease (the shipped model); ncbi: Disease only.")
+@click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
+@click.option("--epochs", type=int, default=2, show_default=True)
+@click.option("--lr", type=float, default=None, help="Default: 1e-3 LoRA, 5e-5 full.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--max-length", type=int, default=128, show_default=True)
+@click.option("--dev-fraction", type=float, default=0.1, show_default=True,
+              help="Share of train.tsv held out for early stopping (devel.tsv is the reported evaluation).")
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--max-steps", type=int, default=0, help="Stop after N steps (0 = no limit; for smoke runs).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Bundle directory; default data/models/medical-ner-<dataset>.")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder holding datasets/ (default: the repo's data/).")
+@click.option("--base", default="minilm", show_default=True, help="'minilm' or a local HF model directory.")
+@click.option("--no-onnx", is_flag=True, help="Skip the ONNX int8 export.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@json_option
+def train(dataset, method, epochs, lr, batch_size, max_length, dev_fraction, seed, max_steps, out_dir, data_dir,
+          base, no_onnx, quiet, as_json):
+    """Train the NER model on BC5CDR or NCBI-disease and write a bundle (+ ONNX int8, metrics, card)."""
+    from apps.medical.train import MedicalData, train_medical
+    from core.finetune import TrainConfig
+
+    data_root = Path(data_dir) if data_dir else repo_data_dir()
+    out = out_dir or str(data_root / "models" / f"medical-ner-{dataset}")
+    words = ["kgfusion", "medical", "train", "--dataset", dataset, "--method", method, "--epochs", str(epochs)]
+    if lr is not None:
+        words += ["--lr", str(lr)]
+    if max_steps:
+        words += ["--max-steps", str(max_steps)]
+    try:
+        config = TrainConfig(task="token", method=method, base=base, epochs=epochs, batch_size=batch_size, lr=lr,
+                             max_length=max_length, seed=seed, max_steps=max_steps)
+        data = MedicalData.default(dataset, data_root, dev_fraction=dev_fraction, seed=seed)
+        result = train_medical(config, data, out, progress=not quiet and not as_json, command=words,
+                               onnx=not no_onnx)
+    except KgfusionError as exc:
+        raise _fail(exc) from exc
+    m = result["metrics"]
+    text = (f"bundle written: {result['bundle']} (onnx: {result['onnx']})\n"
+            + "  ".join(f"{k}={v}" for k, v in sorted(m.items()) if k.startswith("devel") or k == "dev_f1"))
+    emit(result, as_json, text)
+
+
+@group.command()
+@click.argument("bundle", required=False)
+@click.option("--dataset", type=click.Choice(["bc5cdr", "ncbi"]), default="bc5cdr", show_default=True)
+@click.option("--file", "iob_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="An IOB2 TSV to score instead of the data set's devel.tsv.")
+@click.option("--backend", type=BACKEND, default="fp32", show_default=True)
+@json_option
+def evaluate(bundle, dataset, iob_file, backend, as_json):
+    """Strict entity P/R/F1 of BUNDLE (default: the shipped model) on a data set's devel split."""
+    from apps.medical.config import DEFAULT_BUNDLE
+    from apps.medical.extract import resolve_bundle
+    from apps.medical.train import DATASETS, PUBLISHED, evaluate_medical
+
+    data = repo_data_dir()
+    try:
+        path = resolve_bundle(bundle or DEFAULT_BUNDLE, data)
+        target = iob_file or str(data / "datasets" / DATASETS[dataset] / "devel.tsv")
+        metrics = evaluate_medical(path, target, backend)
+    except KgfusionError as exc:
+        raise _fail(exc) from exc
+    metrics["published_test_f1"] = PUBLISHED[dataset]
+    lines = [f"{path.name} on {target} ({backend}): P {metrics['devel_precision']:.4f} R {metrics['devel_recall']:.4f} "
+             f"F1 {metrics['devel_f1']:.4f}"]
+    for etype, v in metrics["per_type"].items():
+        pub = PUBLISHED[dataset].get(etype, {})
+        ref = ", ".join(f"{k} {x:.3f}" for k, x in pub.items())
+        lines.append(f"  {etype:<10} F1 {v['f1']:.4f} (support {v['support']})" + (f"   published test: {ref}" if ref else ""))
+    emit(metrics, as_json, "\n".join(lines))
+
+
+def summarize(results, rejects, seconds: float) -> dict[str, Any]:
+    """Counts for the command's report: notes, mentions per label, assertion, linking, rejects, speed."""
+    mentions = [m for r in results for m in r.mentions]
+    concepts = Counter((m.concept.curie, m.concept.label) for m in mentions if m.concept and m.asserted)
+    return {
+        "notes": len(results), "rejected": len(rejects), "mentions": len(mentions),
+        "by_label": dict(Counter(m.label for m in mentions)),
+        "asserted": sum(m.asserted for m in mentions),
+        "attributes": {a: sum(bool(m.attributes.get(a)) for m in mentions)
+                       for a in ("negated", "possible", "historical", "family", "hypothetical")},
+        "linked": sum(m.concept is not None for m in mentions),
+        "by_source": dict(Counter("+".join(m.sources) for m in mentions)),
+        "top_asserted_concepts": [{"curie": c, "label": lab, "mentions": n} for (c, lab), n in concepts.most_common(10)],
+        "warnings": sum(len(r.warnings) for r in results),
+        "seconds": round(seconds, 2), "notes_per_s": round(len(results) / seconds, 2) if seconds > 0 else None,
+    }
+
+
+def _summary_text(s: dict[str, Any], files: dict[str, str]) -> str:
+    lines = [f"{s['notes']} notes ({s['rejected']} rejected), {s['mentions']} mentions "
+             f"({', '.join(f'{k} {v}' for k, v in sorted(s['by_label'].items()))}) in {s['seconds']} s "
+             f"({s['notes_per_s']} notes/s)",
+             f"asserted {s['asserted']}; " + ", ".join(f"{k} {v}" for k, v in s["attributes"].items())
+             + f"; linked to the KG {s['linked']}/{s['mentions']}",
+             "sources: " + ", ".join(f"{k} {v}" for k, v in sorted(s["by_source"].items()))]
+    if s["top_asserted_concepts"]:
+        lines.append("top asserted concepts: " + ", ".join(f"{c['label']} ({c['curie']}) x{c['mentions']}"
+                                                           for c in s["top_asserted_concepts"][:6]))
+    lines += [f"wrote {kind}: {path}" for kind, path in files.items()]
+    return "\n".join(lines)
+
+
+@group.command()
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Results JSONL (one note per line).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write one mention per row.")
+@click.option("--fhir", "fhir_path", type=click.Path(dir_okay=False), default=None, help="Also write a FHIR R4 Bundle (JSON).")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False), default=None,
+              help="Rejected notes CSV (default when any: <out>.rejects.csv).")
+@click.option("--bundle", default=None, help="Model bundle directory or name under data/models/.")
+@click.option("--backend", type=BACKEND, default="onnx-int8", show_default=True)
+@click.option("--policy", type=POLICY, default="union", show_default=True,
+              help="Overlaps of model and gazetteer spans: union keeps the longer.")
+@click.option("--link-encoder", type=click.Choice(["minilm", "hashing"]), default="minilm", show_default=True,
+              help="Retrieval encoder of the linker (hashing: no model, instant start).")
+@click.option("--max-chars", type=click.IntRange(1000, 50_000_000), default=100_000, show_default=True)
+@click.option("--oversize", type=click.Choice(["chunk", "reject"]), default="chunk", show_default=True)
+@click.option("--text-col", default="", help="Note column of a CSV/JSONL (default: text, note, ...).")
+@click.option("--id-col", default="", help="Id column of a CSV/JSONL (default: note_id, id, ...).")
+@click.option("--no-gazetteer", is_flag=True, help="Model spans only.")
+@click.option("--no-text", is_flag=True, help="Leave the note text out of the JSONL.")
+@json_option
+@click.pass_context
+def extract(ctx, source, out_path, csv_path, fhir_path, rejects_path, bundle, backend, policy, link_encoder,
+            max_chars, oversize, text_col, id_col, no_gazetteer, no_text, as_json):
+    """Extract coded mentions from SOURCE: a .txt note, a folder of notes, or a CSV/JSONL with a note column."""
+    from apps.medical.config import DEFAULT_BUNDLE, MedicalConfig
+    from apps.medical.export import write_csv, write_fhir, write_jsonl
+    from apps.medical.extract import build_extractor
+    from apps.medical.readers import read_notes
+    from core.data import write_rejects
+
+    overrides = (ctx.obj or {}).get("build_kwargs", {})  # tests inject a predictor / encoder here
+    try:
+        config = MedicalConfig(bundle=bundle or DEFAULT_BUNDLE, backend=backend, policy=policy,
+                               link_encoder=link_encoder, max_chars=max_chars, oversize=oversize,
+                               gazetteer=not no_gazetteer)
+        read = read_notes(source, text_col=text_col, id_col=id_col)
+        started = time.perf_counter()
+        extractor = build_extractor(config, **overrides)
+        load_s = time.perf_counter() - started
+        t0 = time.perf_counter()
+        results, rejects = extractor.extract_many(read.notes)
+        seconds = time.perf_counter() - t0
+    except KgfusionError as exc:
+        raise _fail(exc) from exc
+    rejects = read.rejects + rejects
+    files = {"jsonl": str(write_jsonl(results, out_path, include_text=not no_text))}
+    if csv_path:
+        files["csv"] = str(write_csv(results, csv_path))
+    fhir_summary = None
+    if fhir_path:
+        fhir_summary = write_fhir(results, fhir_path)
+        files["fhir"] = fhir_path
+    if rejects:
+        target = rejects_path or str(Path(out_path).with_suffix("")) + ".rejects.csv"
+        files["rejects"] = str(write_rejects(rejects, target))
+    summary = summarize(results, rejects, seconds) | {"load_seconds": round(load_s, 2), "files": files}
+    if fhir_summary is not None:
+        summary["fhir"] = fhir_summary
+    emit(summary, as_json, _summary_text(summary, files) + f"\n(model, KG and index loaded in {load_s:.1f} s)")

@@ -1,0 +1,124 @@
+"""Streamlit page: paste or upload a clinical note and see what it says, about whom, coded.
+
+Pick an example note, paste one or upload a file; read the note with every disease and drug mention
+highlighted (negated struck through, historical grey, family italic, possible/hypothetical dashed);
+open a mention for its KG concept, codes, evidence and facts; download the mention table as CSV.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from apps.common import repo_data_dir
+from apps.medical.config import DEFAULT_BUNDLE, MedicalConfig
+from apps.medical.export import legend_html, mentions_table, to_csv, to_html
+from apps.medical.readers import decode_bytes, looks_binary
+
+NOTES_DIR = Path(os.environ.get("KGFUSION_MEDICAL_NOTES", repo_data_dir() / "notes"))
+BUNDLE = os.environ.get("KGFUSION_MEDICAL_BUNDLE", DEFAULT_BUNDLE)
+LINK_ENCODER = os.environ.get("KGFUSION_MEDICAL_LINK_ENCODER", "minilm")
+
+
+@st.cache_resource(show_spinner="Loading the model, knowledge graph and entity index ...")
+def load_extractor(config_json: str):
+    from apps.medical.extract import build_extractor
+
+    return build_extractor(MedicalConfig.from_dict(json.loads(config_json)))
+
+
+st.title("Clinical notes → coded mentions")
+st.caption("Diseases and drugs found by a fine-tuned MiniLM and a knowledge-graph gazetteer, with ConText "
+           "assertion (negated, possible, historical, family, hypothetical) and Disease Ontology / DrugBank codes.")
+
+with st.sidebar:
+    st.header("Settings")
+    backend = st.selectbox("Model backend", ["onnx-int8", "fp32", "int8"])
+    policy = st.selectbox("Model vs gazetteer overlaps", ["union", "prefer_model", "prefer_gazetteer"])
+    encoders = ["minilm", "hashing"]
+    link_encoder = st.selectbox("Linker encoder", encoders, index=encoders.index(LINK_ENCODER)
+                                if LINK_ENCODER in encoders else 0)
+    only_asserted = st.checkbox("Table: asserted mentions only", value=False)
+
+examples = sorted(NOTES_DIR.glob("*.txt")) if NOTES_DIR.is_dir() else []
+source = st.radio("Note", ["Example", "Paste", "Upload"], horizontal=True)
+text, note_id, warnings = "", "note", []
+if source == "Example" and examples:
+    pick = st.selectbox("Example note", [p.name for p in examples])
+    text, note_id = (NOTES_DIR / pick).read_text(encoding="utf-8"), Path(pick).stem
+elif source == "Example":
+    st.info(f"No example notes in {NOTES_DIR}; paste or upload one.")
+elif source == "Paste":
+    text = st.text_area("Clinical note", height=220, placeholder="History of Present Illness: ...")
+    note_id = "pasted"
+else:
+    upload = st.file_uploader("A plain-text note", type=["txt", "text", "md"])
+    if upload is not None:
+        data = upload.getvalue()
+        if looks_binary(data):
+            st.error(f"{upload.name} looks like a binary file, not a text note.")
+        else:
+            text, _, warnings = decode_bytes(data)
+            note_id = Path(upload.name).stem
+
+config = MedicalConfig(bundle=BUNDLE, backend=backend, policy=policy, link_encoder=link_encoder)
+if text.strip() and st.button("Extract", type="primary"):
+    from apps.medical.extract import NoteRejected
+    from core.errors import KgfusionError
+
+    try:
+        extractor = load_extractor(config.to_json())
+        result = extractor.extract(text, note_id, warnings=warnings)
+        st.session_state["medical_result"] = result
+    except NoteRejected as exc:
+        st.error(f"Note rejected: {exc.reason}")
+    except KgfusionError as exc:
+        st.error(str(exc))
+elif not text.strip():
+    st.session_state.pop("medical_result", None)
+
+result = st.session_state.get("medical_result")
+if result is not None:
+    for w in result.warnings:
+        st.warning(w)
+    ms = result.mentions
+    cols = st.columns(4)
+    cols[0].metric("Mentions", len(ms))
+    cols[1].metric("Asserted", sum(m.asserted for m in ms))
+    cols[2].metric("Negated", sum(bool(m.attributes.get("negated")) for m in ms))
+    cols[3].metric("Linked to the KG", sum(m.concept is not None for m in ms))
+    st.markdown(legend_html(), unsafe_allow_html=True)
+    st.markdown(to_html(result), unsafe_allow_html=True)
+
+    st.subheader("Mentions")
+    for m in ms:
+        flags = [a for a, v in m.attributes.items() if v] or ["asserted"]
+        head = f"{m.text} — {m.label} ({', '.join(flags)})" + (f" → {m.concept.label}" if m.concept else "")
+        with st.expander(head):
+            st.write(f"Characters {m.start}–{m.end}, score {m.score:.2f}, sources: {', '.join(m.sources)}"
+                     + (f", section: {m.section}" if m.section else "")
+                     + (f", abbreviation of *{m.expansion}*" if m.expansion else ""))
+            if m.concept:
+                c = m.concept
+                st.write(f"**{c.label}** `{c.curie}` — {c.match} match, score {c.score:.2f}"
+                         + (" (ambiguous)" if c.ambiguous else ""))
+                if c.codes:
+                    st.write("Codes: " + "; ".join(f"{k} {', '.join(v)}" for k, v in c.codes.items()))
+                if c.facts:
+                    st.write("Knowledge graph:")
+                    st.dataframe(pd.DataFrame([f.to_dict() for f in c.facts]), hide_index=True)
+            else:
+                st.write("No KG concept above the linking threshold.")
+            st.write("Evidence:")
+            st.markdown("\n".join(f"- {e.describe()}" for e in m.evidence) or "- none")
+
+    st.subheader("Table")
+    rows = mentions_table([result])
+    if only_asserted:
+        rows = [r for r in rows if r["asserted"]]
+    st.dataframe(pd.DataFrame(rows, columns=None if rows else ["note_id"]), hide_index=True)
+    st.download_button("Download CSV", to_csv([result]), file_name=f"{result.note_id}_mentions.csv",
+                       mime="text/csv")

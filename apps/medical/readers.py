@@ -1,0 +1,163 @@
+"""Read clinical notes: a plain-text file, a directory of them, a CSV with a note column, or JSONL.
+
+Every input ends as a ``NoteInput`` or a ``Reject`` (core.data) with its reason — nothing is dropped
+silently. Decoding: UTF-8 (a BOM is removed), else cp1252, else latin-1, with a warning recorded on
+the note. Binary files (NUL bytes or > 10% control characters in the first 8 KB) and empty notes are
+rejected. Offsets downstream index the decoded text exactly as returned here.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.data import Reject
+from core.errors import DataError
+
+TEXT_SUFFIXES = (".txt", ".text", ".note", ".md")
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
+TEXT_COLUMNS = ("text", "note", "note_text", "body", "report", "TEXT")
+ID_COLUMNS = ("note_id", "id", "document_id", "doc_id", "ROW_ID")
+
+
+@dataclass
+class NoteInput:
+    """One note to extract from: id, text, where it came from (file, row) and decoding warnings."""
+
+    note_id: str
+    text: str
+    source: str = ""
+    row: int = 0
+    encoding: str = "utf-8"
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReadNotes:
+    notes: list[NoteInput] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def looks_binary(data: bytes) -> bool:
+    """True for NUL bytes or more than 10% control characters (except tab/newlines) in the first 8 KB."""
+    head = data[:8192]
+    if b"\x00" in head:
+        return True
+    if not head:
+        return False
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    return controls / len(head) > 0.10
+
+
+def decode_bytes(data: bytes) -> tuple[str, str, list[str]]:
+    """(text, encoding, warnings): UTF-8 (BOM stripped), else cp1252, else latin-1 (never fails)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8"), "utf-8", []
+    except UnicodeDecodeError as exc:
+        where = f"byte {exc.start}"
+    try:
+        return data.decode("cp1252"), "cp1252", [f"not valid UTF-8 ({where}); decoded as cp1252"]
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "latin-1", [f"not valid UTF-8 ({where}) nor cp1252; decoded as latin-1"]
+
+
+def _pick(columns: list[str], wanted: str, candidates: tuple[str, ...], path: Path, what: str) -> str | None:
+    if wanted:
+        if wanted not in columns:
+            raise DataError(f"{path}: no column {wanted!r} for the {what}; columns are {columns}")
+        return wanted
+    return next((c for c in candidates if c in columns), None)
+
+
+def read_notes(path: str | Path, *, text_col: str = "", id_col: str = "") -> ReadNotes:
+    """Notes from a file or directory (see the module docstring); ``text_col``/``id_col`` for tables
+    (default: the first of TEXT_COLUMNS / ID_COLUMNS present)."""
+    path = Path(path)
+    out = ReadNotes()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise DataError(f"{path}: the directory holds no files; pass a .txt/.csv/.jsonl file or a folder of notes")
+        for p in files:
+            if p.suffix.lower() in TEXT_SUFFIXES + TABLE_SUFFIXES:
+                part = read_notes(p, text_col=text_col, id_col=id_col)
+                out.notes += part.notes
+                out.rejects += part.rejects
+            else:
+                out.rejects.append(Reject(str(p), 0, f"unsupported file type {p.suffix or '(none)'}; "
+                                          f"use {', '.join(TEXT_SUFFIXES + TABLE_SUFFIXES)}"))
+        return out
+    if not path.is_file():
+        raise DataError(f"{path}: file or directory not found")
+    data = path.read_bytes()
+    if looks_binary(data):
+        out.rejects.append(Reject(str(path), 0, "binary file (NUL or control bytes); not a text note"))
+        return out
+    text, encoding, warnings = decode_bytes(data)
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        _read_table(path, text, encoding, warnings, "\t" if suffix == ".tsv" else ",", text_col, id_col, out)
+    elif suffix in (".jsonl", ".ndjson"):
+        _read_jsonl(path, text, encoding, warnings, text_col, id_col, out)
+    else:
+        if not text.strip():
+            out.rejects.append(Reject(str(path), 0, "empty note"))
+        else:
+            out.notes.append(NoteInput(path.stem, text, str(path), 0, encoding, list(warnings)))
+    return out
+
+
+def _take(path: Path, row: int, note_id: str, text, encoding: str, warnings: list[str], out: ReadNotes) -> None:
+    if not isinstance(text, str):
+        out.rejects.append(Reject(str(path), row, f"note text is {type(text).__name__}, not a string"))
+    elif not text.strip():
+        out.rejects.append(Reject(str(path), row, "empty note"))
+    elif "\x00" in text:
+        out.rejects.append(Reject(str(path), row, "binary content (NUL characters) in the note"))
+    else:
+        out.notes.append(NoteInput(note_id, text, str(path), row, encoding, list(warnings)))
+
+
+def _read_table(path: Path, text: str, encoding: str, warnings: list[str], delimiter: str, text_col: str,
+                id_col: str, out: ReadNotes) -> None:
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    columns = list(reader.fieldnames or [])
+    tcol = _pick(columns, text_col, TEXT_COLUMNS, path, "note text")
+    if tcol is None:
+        raise DataError(f"{path}: no note column among {columns}; name it one of {list(TEXT_COLUMNS)} or pass --text-col")
+    icol = _pick(columns, id_col, ID_COLUMNS, path, "note id")
+    for i, row in enumerate(reader, start=2):  # row 1 is the header
+        note_id = str(row.get(icol) or "").strip() if icol else ""
+        _take(path, i, note_id or f"{path.stem}:{i}", row.get(tcol), encoding, warnings, out)
+
+
+def _read_jsonl(path: Path, text: str, encoding: str, warnings: list[str], text_col: str, id_col: str,
+                out: ReadNotes) -> None:
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            out.rejects.append(Reject(str(path), i, f"invalid JSON ({exc.msg} at column {exc.colno})", line[:200]))
+            continue
+        if not isinstance(obj, dict):
+            out.rejects.append(Reject(str(path), i, "a JSON object with a note text is expected"))
+            continue
+        tcol = text_col or next((c for c in TEXT_COLUMNS if c in obj), "")
+        if not tcol or tcol not in obj:
+            out.rejects.append(Reject(str(path), i, f"no note text key (tried {text_col or list(TEXT_COLUMNS)})"))
+            continue
+        icol = id_col or next((c for c in ID_COLUMNS if c in obj), "")
+        note_id = str(obj.get(icol, "")).strip() if icol else ""
+        _take(path, i, note_id or f"{path.stem}:{i}", obj[tcol], encoding, warnings, out)
+
+
+def iter_texts(notes: ReadNotes) -> Iterator[tuple[str, str]]:
+    for n in notes.notes:
+        yield n.note_id, n.text

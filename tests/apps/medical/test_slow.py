@@ -1,0 +1,45 @@
+"""The shipped bundle and the real MiniLM linker on the sample notes (slow: loads real models)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from apps.common import repo_data_dir
+
+BUNDLE = repo_data_dir() / "models" / "medical-ner-bc5cdr"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["onnx-int8", "fp32"])
+def test_shipped_model_on_sample_notes(backend):
+    from apps.medical.config import MedicalConfig
+    from apps.medical.extract import build_extractor
+    from apps.medical.readers import read_notes
+
+    assert (BUNDLE / "bundle.json").is_file(), "train it: kgfusion medical train"
+    notes = read_notes(repo_data_dir() / "notes")
+    assert len(notes.notes) >= 8 and not notes.rejects
+    ex = build_extractor(MedicalConfig(backend=backend))
+    results, rejects = ex.extract_many(notes.notes)
+    assert not rejects
+    mentions = [m for r in results for m in r.mentions]
+    for r in results:
+        for m in r.mentions:
+            assert r.text[m.start:m.end] == m.text
+    assert any("model" in m.sources for m in mentions)
+    assert {m.label for m in mentions} == {"Disease", "Chemical"}
+    linked = [m for m in mentions if m.concept is not None]
+    assert len(linked) / len(mentions) > 0.7
+    assert sum(m.attributes["negated"] for m in mentions) >= 5
+    assert sum(m.attributes["family"] for m in mentions) >= 5
+    ckd = [m for r in results if r.note_id.startswith("note01") for m in r.mentions if m.text == "CKD"]
+    assert ckd and all(m.concept and m.concept.curie == "DOID:784" for m in ckd)
+
+
+@pytest.mark.slow
+def test_shipped_bundle_files_are_small():
+    for p in BUNDLE.iterdir():
+        assert p.stat().st_size < 25_000_000, p
+    assert (BUNDLE / "model.int8.onnx").is_file() and (BUNDLE / "MODEL_CARD.md").is_file()
+    assert Path(BUNDLE / "metrics.json").is_file()
