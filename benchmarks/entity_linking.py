@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -28,6 +27,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from knowledge.textnorm import normalize_xref  # noqa: E402
+
 HNSW_M = 32
 EF_GRID = (64, 128, 256, 512)
 
@@ -41,16 +44,6 @@ class Mention:
     composite: bool
 
 
-def normalize_id(raw: str) -> str:
-    """'D012345' / 'MESH:D012345' -> 'MESH:D012345'; 'OMIM:123' / 'MIM:123' -> 'OMIM:123'."""
-    raw = raw.strip()
-    if raw.upper().startswith(("OMIM:", "MIM:")):
-        return "OMIM:" + raw.split(":", 1)[1].strip()
-    if raw.upper().startswith("MESH:"):
-        raw = raw.split(":", 1)[1].strip()
-    return "MESH:" + raw if re.fullmatch(r"[CD]\d+", raw) else raw
-
-
 def read_ncbi(path: Path) -> list[Mention]:
     """Mention lines of an NCBI-disease release file: PMID, start, end, text, class, concept ids."""
     mentions: list[Mention] = []
@@ -61,7 +54,7 @@ def read_ncbi(path: Path) -> list[Mention]:
         raw = parts[5].strip()
         if not raw:
             raise SystemExit(f"{path}:{lineno}: mention {parts[3]!r} has no concept id")
-        ids = frozenset(normalize_id(x) for part in raw.split("+") for x in part.split("|") if x.strip())
+        ids = frozenset(normalize_xref(x) for part in raw.split("+") for x in part.split("|") if x.strip())
         mentions.append(Mention(parts[0], parts[3], parts[4], ids, "+" in raw))
     return mentions
 
@@ -150,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         devel = devel[: args.limit]
     records, source = load_disease_records(args.graph, args.datasets)
-    xrefs_of = {r.uri: {normalize_id(x) for x in r.xrefs} for r in records}
+    xrefs_of = {r.uri: {normalize_xref(x) for x in r.xrefs} for r in records}
     uris_of_xref: dict[str, set[str]] = {}
     for uri, xs in xrefs_of.items():
         for x in xs:

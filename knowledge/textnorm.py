@@ -108,3 +108,13 @@ def best_ngram_similarity(mention: str, names: Iterable[str], n: tuple[int, ...]
         if sim > best:
             best, best_name = sim, name
     return best, best_name
+
+
+def normalize_xref(raw: str) -> str:
+    """Concept ids as the KG stores them: 'D012345' / 'MESH:D012345' -> 'MESH:D012345'; 'OMIM:123' / 'MIM:123' -> 'OMIM:123'."""
+    raw = raw.strip()
+    if raw.upper().startswith(("OMIM:", "MIM:")):
+        return "OMIM:" + raw.split(":", 1)[1].strip()
+    if raw.upper().startswith("MESH:"):
+        raw = raw.split(":", 1)[1].strip()
+    return "MESH:" + raw if re.fullmatch(r"[CD]\d+", raw) else raw

@@ -29,7 +29,7 @@ from core.errors import DataError
 from core.fileio import atomic_write_text, sha256_file
 from knowledge.fusion import Evidence
 from knowledge.records import EntityRecord
-from knowledge.textnorm import name_keys
+from knowledge.textnorm import name_keys, normalize_xref
 
 KB_VERSION = 1
 OBO = "http://purl.obolibrary.org/obo/"
@@ -260,16 +260,6 @@ def corpus_aliases(kb: MedicalKB, datasets_dir: str | Path) -> dict[str, list[st
             if len(uris) == 1:
                 out.setdefault(uris[0], set()).add(mention)
     return {u: sorted(v) for u, v in sorted(out.items())}
-
-
-def normalize_xref(raw: str) -> str:
-    """'D012345' / 'MESH:D012345' -> 'MESH:D012345'; 'OMIM:123' / 'MIM:123' -> 'OMIM:123'."""
-    raw = raw.strip()
-    if raw.upper().startswith(("OMIM:", "MIM:")):
-        return "OMIM:" + raw.split(":", 1)[1].strip()
-    if raw.upper().startswith("MESH:"):
-        raw = raw.split(":", 1)[1].strip()
-    return "MESH:" + raw if re.fullmatch(r"[CD]\d+", raw) else raw
 
 
 def build_index(kb: MedicalKB, encoder_kind: str, graph_path: str | Path | None = None,
