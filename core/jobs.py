@@ -26,7 +26,7 @@ from core.data import (
     write_rejects,
 )
 from core.errors import DataError
-from core.evaluate import classification_metrics, entity_metrics, format_report
+from core.evaluate import classification_metrics, entity_metrics
 from core.finetune import TrainConfig, train
 
 SplitName = Literal["train", "dev", "test", "all"]
@@ -266,7 +266,3 @@ annotators' disagreements. Check the data licence before commercial use.
 {command}
 ```
 """
-
-
-def summarize_metrics(metrics: dict[str, Any], title: str = "") -> str:
-    return format_report(metrics, title)

@@ -9,7 +9,7 @@ import numpy as np
 
 
 def time_call(fn: Callable[[], Any], repeats: int = 1) -> tuple[Any, float]:
-    """Run ``fn`` ``repeats`` times after one warm-up on a tiny slice is done by the caller; best time."""
+    """Run ``fn`` ``repeats`` times; return its last result and the best wall time (warm up before calling)."""
     best, result = float("inf"), None
     for _ in range(repeats):
         start = time.perf_counter()
