@@ -88,7 +88,10 @@ def top_evidence(alerts: pd.DataFrame, rows: pd.DataFrame, items: pd.DataFrame, 
     out = []
     for ent, per in zip(alerts["entity"], pd.to_datetime(alerts["period"])):
         ids = [i for i in dict.fromkeys(groups.get((ent, per), [])) if i in by_id.index]
-        cand = by_id.loc[ids].reset_index().sort_values(["score", "confidence"], ascending=[True, False]).head(k)
+        cand = by_id.loc[ids].reset_index().sort_values(["score", "confidence"], ascending=[True, False])
+        if "text_key" in cand.columns:  # cite a retweeted text once
+            cand = cand.assign(_key=cand["text_key"].fillna(cand["id"])).drop_duplicates("_key")
+        cand = cand.head(k)
         out.append([{
             "id": r["id"], "ts": str(r["ts"]), "text": r["text"], "label": r["label"],
             "score": round(float(r["score"]), 4), "confidence": round(float(r["confidence"]), 4),

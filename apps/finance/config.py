@@ -24,13 +24,6 @@ EXTRA_NAMES: dict[str, str] = {
     "Disney": "DIS", "Home Depot": "HD", "Coca-Cola": "KO", "McDonalds": "MCD", "Amazon.com": "AMZN",
     "Procter & Gamble": "PG", "P&G": "PG", "Goldman": "GS", "Wells Fargo": "WFC", "Citi": "C",
 }
-# Tickers that are also common abbreviations in market chatter (ETN = exchange-traded note, BR = bedroom,
-# HD = high definition, DD = due diligence, IR = investor relations, IP = intellectual property, ...):
-# treated like ambiguous_tickers.yaml entries (a cashtag or the company name is needed).
-EXTRA_AMBIGUOUS: tuple[str, ...] = (
-    "AI", "BR", "CF", "DD", "DE", "EA", "ES", "ETN", "EW", "FANG", "GM", "HD", "IP", "IR", "MO", "MSCI", "NI", "PG", "PH",
-    "RL", "TT", "USB", "WAT", "WM",
-)
 # Short names that are also common words: they count as a company cue only next to its ticker.
 WEAK_NAMES: tuple[str, ...] = (
     "Ball", "Block", "Booking", "Carnival", "Cooper", "Coherent", "Dover", "Dow", "Everest", "Flex", "Fox",
@@ -49,7 +42,8 @@ class FinanceConfig(ConfigBase):
     ``ticker_hint`` says what to do with the feed's own ticker column (``confirm``: it confirms an ambiguous ticker or
     common-word name of that company in the text but never links alone; ``fallback``: also link it when the
     text links nothing (low precision on StockNet, whose files hold tweets matched on "$T" in "HEI$T");
-    ``ignore``; ``always``: add it to the text's links); ``fuzzy_threshold`` is
+    ``ignore``; ``always``: add it to the text's links); ``extra_ambiguous``: tickers to treat like
+    data/rules/finance/ambiguous_tickers.yaml entries without editing it; ``fuzzy_threshold`` is
     the minimum Linker score for a fuzzy company-name match (0..1). Series/alerts: ``resolution``,
     trailing ``window`` periods (>= 3) for the robust z-score of the negative share, at least
     ``min_history`` earlier periods with data, ``min_volume`` items in the period, ``z_threshold``
@@ -72,7 +66,7 @@ class FinanceConfig(ConfigBase):
     historical_tickers: dict[str, str] = field(default_factory=lambda: dict(HISTORICAL_TICKERS))
     extra_names: dict[str, str] = field(default_factory=lambda: dict(EXTRA_NAMES))
     weak_names: tuple[str, ...] = WEAK_NAMES
-    extra_ambiguous: tuple[str, ...] = EXTRA_AMBIGUOUS
+    extra_ambiguous: tuple[str, ...] = ()
     fuzzy_threshold: float = 0.85
     levels: tuple[str, ...] = ("company", "industry", "sector")
     max_companies: int = 5

@@ -14,6 +14,8 @@ import hashlib
 import html
 import io
 import json
+import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,14 +75,25 @@ def _open_bytes(path: Path):
 
 
 def _raw_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, str, list[str]]]:
-    """(row number, record or None, reject reason, header) per data row; header is [] for JSONL."""
+    """(row number, record or None, reject reason, header) per data row; header is [] for JSONL.
+
+    The row number is the file line the row starts on (a quoted CSV field may span lines)."""
+    try:
+        yield from _parse_rows(path, fmt)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); re-compress it or pass the plain file") from exc
+    except csv.Error as exc:
+        raise DataError(f"{path}: CSV parse error ({exc}); fix the quoting or split the huge field") from exc
+
+
+def _parse_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, str, list[str]]]:
     if fmt == "jsonl":
         with _open_bytes(path) as fh:
             for lineno, raw in enumerate(fh, start=1):
                 if not raw.strip():
                     continue  # blank lines are not rows
                 try:
-                    line = raw.decode("utf-8")
+                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a BOM is not JSON
                 except UnicodeDecodeError as exc:
                     yield lineno, None, f"not valid UTF-8 (byte {exc.start} of the line)", []
                     continue
@@ -97,13 +110,16 @@ def _raw_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None
     delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
     with _open_bytes(path) as fh:
         # surrogateescape keeps bad bytes visible per field, so one bad row does not sink the file
-        text = io.TextIOWrapper(fh, encoding="utf-8", errors="surrogateescape", newline="")
+        # utf-8-sig: a BOM before a quoted header ("id",...) would otherwise keep the quotes in the name
+        text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="surrogateescape", newline="")
         reader = csv.reader(text, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
             return
         header = [h.strip().lstrip("\ufeff") for h in header]
-        for rowno, values in enumerate(reader, start=2):
+        start = reader.line_num + 1
+        for values in reader:
+            rowno, start = start, reader.line_num + 1
             if not any(v.strip() for v in values):
                 continue
             if any(_has_surrogates(v) for v in values):
@@ -165,6 +181,20 @@ def parse_timestamps(values: list[str]) -> pd.Series:
 def normalise_text(text: str) -> str:
     """Lower-cased, whitespace-collapsed text used for duplicate detection and ids."""
     return " ".join(text.lower().split())
+
+
+_RETWEET = re.compile(r"^(?:rt\s+@\w+:?\s*)+")
+_URL = re.compile(r"https?://\S+")
+
+
+def content_key(text: str) -> str:
+    """Key shared by an item and its retweets/copies: normalised text without "RT @user:" and URLs.
+
+    Series count one item per key, entity and period, so a tweet retweeted 40 times is one voice.
+    """
+    core = _URL.sub("", _RETWEET.sub("", normalise_text(text)))
+    core = " ".join(core.rstrip("\u2026. ").split())
+    return "c" + hashlib.sha1(core.encode("utf-8")).hexdigest()[:16]
 
 
 def item_id(source: str, text: str, ts: pd.Timestamp | None) -> str:

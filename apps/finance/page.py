@@ -6,6 +6,7 @@ evidence highlighted, and the company's neighbourhood in the knowledge graph.
 """
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from pathlib import Path
@@ -21,6 +22,7 @@ from apps.finance.pipeline import alerts_from_store
 from apps.finance.scoring import highlight_html
 from apps.finance.store import FinanceStore, kpis
 from apps.finance.timeseries import build_series
+from core.errors import KgfusionError
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DB = Path(os.environ.get("KGFUSION_FINANCE_DB", REPO / "runs" / "finance.duckdb"))
@@ -71,12 +73,21 @@ if source == "Upload a feed":
         work = Path(tempfile.mkdtemp(prefix="kgf-finance-"))
         feed = work / upload.name
         feed.write_bytes(upload.getvalue())
-        monitor = load_monitor(str(BUNDLE), "int8")
+        monitor = copy.copy(load_monitor(str(BUNDLE), "int8"))  # the cached monitor stays untouched
         monitor.config = FinanceConfig.from_dict(monitor.config.to_dict() | {"text_col": text_col})
-        with st.spinner("Scoring and linking ..."):
-            summary = monitor.monitor(feed, work / "feed.duckdb")
+        try:
+            with st.spinner("Scoring and linking ..."):
+                summary = monitor.monitor(feed, work / "feed.duckdb")
+        except KgfusionError as exc:  # e.g. the text column is missing: say which columns exist
+            st.error(str(exc))
+            st.stop()
         st.session_state["uploaded_db"] = str(work / "feed.duckdb")
+        st.session_state["uploaded_rejects"] = summary.rejects_path
         st.success(f"{summary.items} items scored, {summary.rejected} rejected, {summary.alerts} alerts")
+    rejects_path = st.session_state.get("uploaded_rejects")
+    if rejects_path and Path(rejects_path).is_file():
+        st.download_button("Download rejected rows (file, row, reason)", Path(rejects_path).read_bytes(),
+                           file_name="rejects.csv", mime="text/csv")
     if "uploaded_db" not in st.session_state:
         st.info("Upload a feed and press 'Score feed'.")
         st.stop()

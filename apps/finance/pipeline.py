@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -20,14 +21,26 @@ from tqdm.auto import tqdm
 
 from apps.finance.alerts import detect_alerts, top_evidence
 from apps.finance.config import FinanceConfig
-from apps.finance.ingest import Item, item_id, read_feed
+from apps.finance.ingest import Item, content_key, item_id, read_feed
 from apps.finance.linking import CompanyCatalog, CompanyLinker, Mention
 from apps.finance.scoring import ScoredItem, SentimentScorer
 from apps.finance.store import FinanceStore
 from apps.finance.timeseries import build_series, entity_rows
 from core.data import write_rejects
+from core.errors import ConfigError
 
 CHUNK = 2048  # items scored, linked and written per step (a crash loses at most one chunk)
+CHUNK_ENV = "KGFUSION_FINANCE_CHUNK"  # overrides CHUNK, e.g. small chunks for the kill-and-resume test
+
+
+def chunk_size() -> int:
+    """Items per committed chunk: $KGFUSION_FINANCE_CHUNK if set (1..1_000_000), else CHUNK."""
+    raw = os.environ.get(CHUNK_ENV, "").strip()
+    if not raw:
+        return CHUNK
+    if not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
+        raise ConfigError(f"{CHUNK_ENV}={raw!r}: use a whole number of items in 1..1000000, or unset it")
+    return int(raw)
 
 
 @dataclass
@@ -100,9 +113,12 @@ class FinanceMonitor:
         return frame.assign(tickers=[by_item.get(i, []) for i in frame["id"]])
 
     def _process(self, items: Sequence[Item], run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-        scored = self.scorer.score([it.text for it in items])
+        # copies of one text (retweets under several tickers, reposts) are scored once
+        unique = list(dict.fromkeys(it.text for it in items))
+        by_text = dict(zip(unique, self.scorer.score(unique)))
         rows, mention_rows = [], []
-        for it, s in zip(items, scored):
+        for it in items:
+            s = by_text[it.text]
             links = self.linker.link(it.text, it.ticker_hint)
             rows.append(self._item_row(it, s, links, run_id))
             mention_rows += [{"item_id": it.id, **_mention_row(m)} for m in links]
@@ -119,7 +135,8 @@ class FinanceMonitor:
                 "label": s.label, "score": s.score, "confidence": s.confidence,
                 "p_negative": s.probs.get("negative"), "p_neutral": s.probs.get("neutral"),
                 "p_positive": s.probs.get("positive"), "model_probs": json.dumps(s.model_probs),
-                "rule_score": s.rule_score, "evidence": json.dumps(evidence, ensure_ascii=False), "run_id": run_id}
+                "rule_score": s.rule_score, "evidence": json.dumps(evidence, ensure_ascii=False), "run_id": run_id,
+                "text_key": content_key(it.text)}
 
     # -- files -----------------------------------------------------------------------------------
     def monitor(self, path: str | Path, db: str | Path, *, rejects_path: str | Path | None = None,
@@ -143,8 +160,9 @@ class FinanceMonitor:
                 todo = [it for it in todo if it.id not in known]
             t1 = time.perf_counter()
             bar = tqdm(total=len(todo), disable=not self.progress, desc="score+link", unit="item")
-            for start in range(0, len(todo), CHUNK):
-                chunk = todo[start:start + CHUNK]
+            step = chunk_size()
+            for start in range(0, len(todo), step):
+                chunk = todo[start:start + step]
                 frame, mentions = self._process(chunk, run_id)
                 new += store.upsert(frame, mentions)
                 n_mentions += len(mentions)

@@ -20,7 +20,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     id VARCHAR PRIMARY KEY, ts TIMESTAMP, source VARCHAR, text VARCHAR, ticker_hint VARCHAR,
     label VARCHAR, score DOUBLE, confidence DOUBLE, p_negative DOUBLE, p_neutral DOUBLE, p_positive DOUBLE,
-    model_probs VARCHAR, rule_score DOUBLE, evidence VARCHAR, run_id VARCHAR
+    model_probs VARCHAR, rule_score DOUBLE, evidence VARCHAR, run_id VARCHAR, text_key VARCHAR
 );
 CREATE TABLE IF NOT EXISTS mentions (
     item_id VARCHAR, entity VARCHAR, ticker VARCHAR, company VARCHAR, industry_uri VARCHAR, industry VARCHAR,
@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 ITEM_COLUMNS = ["id", "ts", "source", "text", "ticker_hint", "label", "score", "confidence", "p_negative",
-                "p_neutral", "p_positive", "model_probs", "rule_score", "evidence", "run_id"]
+                "p_neutral", "p_positive", "model_probs", "rule_score", "evidence", "run_id", "text_key"]
 MENTION_COLUMNS = ["item_id", "entity", "ticker", "company", "industry_uri", "industry", "sector_uri", "sector",
                    "match", "surface", "start_char", "end_char", "score", "detail"]
 
@@ -63,6 +63,8 @@ class FinanceStore:
             raise DataError(f"{self.path}: cannot open the DuckDB file ({exc}); is another process writing it?") from exc
         if not read_only:
             self.con.execute(SCHEMA)
+            # databases written before text_key existed: add it; old rows fall back to their id
+            self.con.execute("ALTER TABLE items ADD COLUMN IF NOT EXISTS text_key VARCHAR")
         else:
             names = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
             if "items" not in names:
@@ -100,9 +102,9 @@ class FinanceStore:
         try:
             self.con.execute("BEGIN TRANSACTION")
             self.con.execute("DELETE FROM mentions WHERE item_id IN (SELECT id FROM _items)")
-            self.con.execute(f"INSERT OR REPLACE INTO items SELECT {', '.join(ITEM_COLUMNS)} FROM _items")
+            self.con.execute(f"INSERT OR REPLACE INTO items ({', '.join(ITEM_COLUMNS)}) SELECT {', '.join(ITEM_COLUMNS)} FROM _items")
             if not mentions.empty:
-                self.con.execute(f"INSERT OR REPLACE INTO mentions SELECT {', '.join(MENTION_COLUMNS)} FROM _mentions")
+                self.con.execute(f"INSERT OR REPLACE INTO mentions ({', '.join(MENTION_COLUMNS)}) SELECT {', '.join(MENTION_COLUMNS)} FROM _mentions")
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
@@ -126,9 +128,9 @@ class FinanceStore:
         return {t: int(self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in ("items", "mentions", "runs")}
 
     def mention_frame(self) -> pd.DataFrame:
-        """One row per (item, company): the item's ts, label, score, confidence with the mention's roll-up."""
+        """One row per (item, company): the item's ts, label, score, confidence, text_key and the roll-up."""
         return self.con.execute("""
-            SELECT m.item_id, i.ts, i.label, i.score, i.confidence, m.entity, m.ticker, m.company,
+            SELECT m.item_id, i.ts, i.label, i.score, i.confidence, coalesce(i.text_key, i.id) AS text_key, m.entity, m.ticker, m.company,
                    m.industry_uri, m.industry, m.sector_uri, m.sector, m.match
             FROM mentions m JOIN items i ON i.id = m.item_id WHERE i.ts IS NOT NULL""").df()
 

@@ -30,7 +30,8 @@ def entity_rows(mentions: pd.DataFrame, levels: Sequence[str] = ("company", "ind
     parts = []
     for level in levels:
         uri_col, name_col = _LEVEL_COLUMNS[level]
-        part = mentions[["item_id", "ts", "label", "score", uri_col, name_col]].rename(
+        extra = ["text_key"] if "text_key" in mentions.columns else []
+        part = mentions[["item_id", "ts", "label", "score", uri_col, name_col, *extra]].rename(
             columns={uri_col: "entity", name_col: "name"})
         part = part.dropna(subset=["entity"]).drop_duplicates(["item_id", "entity"])
         part.insert(4, "level", level)
@@ -52,6 +53,9 @@ def build_series(mentions: pd.DataFrame, resolution: str = "day",
     rows = rows.assign(period=pd.to_datetime(rows["ts"]).dt.floor("D" if resolution == "day" else "h"),
                        neg=(rows["label"] == "negative").astype(float),
                        pos=(rows["label"] == "positive").astype(float))
+    if "text_key" in rows.columns:
+        # a retweet or copy of the same text counts once per entity and period
+        rows = rows.drop_duplicates(["level", "entity", "period", "text_key"])
     out = (rows.groupby(["level", "entity", "period"], sort=True)
            .agg(name=("name", "first"), volume=("item_id", "size"), mean_score=("score", "mean"),
                 negative_share=("neg", "mean"), positive_share=("pos", "mean"))

@@ -63,3 +63,12 @@ def test_parse_timestamps_formats():
     got = parse_timestamps(["2014-01-02T10:00:00Z", "Wed Jan 01 03:59:03 +0000 2014", "2014-01-05", "garbage"])
     assert [str(x) for x in got[:3]] == ["2014-01-02 10:00:00", "2014-01-01 03:59:03", "2014-01-05 00:00:00"]
     assert got.isna().tolist() == [False, False, False, True]
+
+
+def test_content_key_ignores_retweet_prefix_urls_and_case():
+    from apps.finance.ingest import content_key
+
+    base = content_key("$AAPL falls hard after earnings")
+    assert content_key("RT @trader_1: $AAPL falls hard after earnings https://t.co/abc") == base
+    assert content_key("rt @a: RT @b: $aapl  FALLS hard after earnings\u2026") == base
+    assert content_key("$AAPL rises after earnings") != base

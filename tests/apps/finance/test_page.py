@@ -38,3 +38,38 @@ def test_page_without_database_explains_how_to_make_one(tmp_path, monkeypatch):
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
     assert "kgfusion finance monitor" in at.info[0].value
+
+
+@pytest.fixture
+def fake_bundle_monitor(monitor_factory, monkeypatch):
+    """The page's 'Score feed' path with the keyword predictor instead of the shipped bundle."""
+    from apps.finance.pipeline import FinanceMonitor
+
+    monkeypatch.setattr(FinanceMonitor, "from_paths", classmethod(lambda cls, *a, **k: monitor_factory()))
+    monkeypatch.setenv("KGFUSION_FINANCE_KG", str(DATA / "mini_finance.ttl"))
+
+
+def test_uploaded_feed_is_scored_and_its_rejects_offered(fake_bundle_monitor):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.sidebar.radio[0].set_value("Upload a feed").run()
+    assert "Upload a feed" in at.info[0].value
+    at.file_uploader[0].upload("bad.csv", (DATA / "feed_bad.csv").read_bytes(), "text/csv").run()
+    at.text_input[0].set_value("body")
+    at.button[0].click().run()
+    assert not at.exception
+    done = at.success[0].value
+    n_items, n_rejected = int(done.split()[0]), int(done.split(", ")[1].split()[0])
+    assert n_items >= 1 and n_rejected >= 1
+    assert n_items + n_rejected == 9  # every data row of the file is scored or rejected
+    assert at.metric[0].value == str(n_items)
+    assert len(at.get("download_button")) == 1
+
+
+def test_upload_with_a_wrong_text_column_names_the_columns(fake_bundle_monitor):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.sidebar.radio[0].set_value("Upload a feed").run()
+    at.file_uploader[0].upload("bad.csv", (DATA / "feed_bad.csv").read_bytes(), "text/csv").run()
+    at.text_input[0].set_value("headline")
+    at.button[0].click().run()
+    assert not at.exception
+    assert "headline" in at.error[0].value and "body" in at.error[0].value

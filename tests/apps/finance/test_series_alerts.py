@@ -87,3 +87,31 @@ def test_top_evidence_orders_by_most_negative():
     alerts = pd.DataFrame({"entity": ["S1"], "period": [pd.Timestamp("2014-01-01")]})
     (ev,) = top_evidence(alerts, rows, items, k=2)
     assert [e["text"] for e in ev] == ["bad", "good"]
+
+
+def test_retweets_of_one_text_count_once_per_entity_and_period():
+    m = mentions_frame()
+    keys = {"i0": "k-bad", "i1": "k-good", "i2": "k-meh"}
+    m = m.assign(text_key=m["item_id"].map(keys))
+    copies = m[m["item_id"] == "i0"].assign(item_id="i0-rt", ts=pd.Timestamp("2014-01-01 12:00"))
+    with_rt = pd.concat([m, copies], ignore_index=True)
+    once = build_series(with_rt, "day")
+    assert once.equals(build_series(m, "day"))  # the retweet adds no volume and no extra negative share
+    # on another day the same text is a new voice
+    later = copies.assign(item_id="i0-later", ts=pd.Timestamp("2014-01-02 12:00"))
+    s = build_series(pd.concat([m, later], ignore_index=True), "day")
+    a = s[(s["level"] == "company") & (s["entity"] == "A")].set_index("period")
+    assert a.loc["2014-01-02", "volume"] == 2
+
+
+def test_top_evidence_cites_a_retweeted_text_once():
+    m = mentions_frame()
+    m = pd.concat([m, m.iloc[[0]].assign(item_id="i0-rt")], ignore_index=True)
+    rows = entity_rows(m)
+    items = pd.DataFrame({"id": ["i0", "i0-rt", "i1", "i2"], "ts": [m["ts"][0]] * 2 + list(m["ts"][1:3]),
+                          "text": ["bad", "RT @x: bad", "good", "meh"], "text_key": ["k0", "k0", "k1", "k2"],
+                          "label": ["negative", "negative", "positive", "neutral"], "score": [-0.8, -0.8, 0.6, 0.0],
+                          "confidence": [0.9, 0.9, 0.8, 0.7], "evidence": ["[]"] * 4})
+    alerts = pd.DataFrame({"entity": ["S1"], "period": [pd.Timestamp("2014-01-01")]})
+    (ev,) = top_evidence(alerts, rows, items, k=2)
+    assert [e["text"] for e in ev] == ["bad", "good"]

@@ -78,3 +78,30 @@ def test_feed_without_timestamps_is_stored_but_has_no_series(monitor_factory, tm
     assert (s.items, s.new_items, s.mentions, s.alerts) == (2, 2, 2, 0)
     assert mon.monitor(feed, tmp_path / "p.duckdb").new_items == 0  # hash ids are stable
     assert mon.series(tmp_path / "p.duckdb").empty
+
+
+def test_a_database_from_before_text_key_is_upgraded_in_place(monitor_factory, feed_path, tmp_path):
+    db = tmp_path / "old.duckdb"
+    monitor_factory().monitor(feed_path, db)
+    con = duckdb.connect(str(db))
+    con.execute("ALTER TABLE items DROP COLUMN text_key")  # the layout older runs wrote
+    con.close()
+    with FinanceStore(db) as store:
+        frame = store.mention_frame()
+        assert (frame["text_key"] == frame["item_id"]).all()  # old rows fall back to their id
+    again = monitor_factory().monitor(feed_path, db, rescore=True)
+    assert again.new_items == 0
+    with FinanceStore(db, read_only=True) as store:
+        assert store.mention_frame()["text_key"].str.startswith("c").all()
+
+
+def test_copies_of_one_text_are_scored_once(monitor_factory, tmp_path):
+    feed = tmp_path / "copies.jsonl"
+    # the same text at different times (reposts): five items, one model call for the text
+    rows = [{"id": f"t{i}", "created_at": f"Wed Jan 01 14:0{i}:00 +0000 2014", "text": "$AAPL profit rose"}
+            for i in range(5)] + [{"id": "t9", "created_at": "Wed Jan 01 15:00:00 +0000 2014", "text": "$MSFT loss"}]
+    feed.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    mon = monitor_factory()
+    summary = mon.monitor(feed, tmp_path / "c.duckdb")
+    assert summary.new_items == 6
+    assert sorted(mon.scorer.predictor.seen) == ["$AAPL profit rose", "$MSFT loss"]
