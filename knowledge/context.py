@@ -6,6 +6,9 @@ regex patterns behind one combined pre-filter regex); overlapping triggers resol
 PSEUDO trigger ("no increase") blocks the shorter triggers inside it ("no"). A modifier's scope runs
 FORWARD to the end of its sentence, BACKWARD to the sentence start, or both (BIDIRECTIONAL), limited
 to ``max_scope`` tokens and cut at the nearest TERMINATE trigger or trigger of the same category.
+A BACKWARD trigger that starts with ":" is the value of a "header: value" item ("Fever: no", "Chest pain:
+denies", "Allergies:\nnone"): its scope is only the item before the colon, from the start of the colon's line
+or the previous ":" / ";" on it, so "chills: yes, fever: no" negates fever alone.
 Targets overlapping a scope (but not the trigger itself) get the category's attribute. Sections with
 attributes (family history -> family) apply to every target inside them, with evidence kind
 "section".
@@ -41,6 +44,9 @@ ABBREVIATIONS = frozenset({
 })
 _END_PUNCT = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)")
 _LINE_BREAK = re.compile(r"\n[ \t]*(?:\n|(?=[-*•]|\d+[.)]\s|[A-Z][A-Za-z0-9 /&]{0,40}:))")
+# A line that does not end in ':' ',' ';' '(' '-' '/' followed by a line starting upper-case is a new item
+# ("Salbutamol inhaler as needed\nLevothyroxine 75 mcg"); a line ending in ':' keeps its value ("Fever:\nNone").
+_ITEM_BREAK = re.compile(r"(?<=[^\s:,;(\-/])[ \t]*\n(?=[ \t]*[A-Z])")
 
 
 def split_sentences(text: str, *, breaks: Iterable[int] = ()) -> list[tuple[int, int]]:
@@ -48,7 +54,8 @@ def split_sentences(text: str, *, breaks: Iterable[int] = ()) -> list[tuple[int,
 
     Splits after . ! ? followed by space/end unless the word is an abbreviation ("Dr.", "e.g."), a single
     letter or the next word starts lower-case (a "." inside "37.5" never splits); at blank lines; at line
-    breaks before a list item or a "Header:"; and at the extra ``breaks`` offsets (section headers).
+    breaks before a list item or a "Header:"; at line breaks before an upper-case line unless the line ends
+    in ':' ',' ';' '(' '-' '/' (one list item per line); and at the extra ``breaks`` offsets (section headers).
     """
     cuts = {0, len(text)}
     for m in _END_PUNCT.finditer(text):
@@ -63,6 +70,7 @@ def split_sentences(text: str, *, breaks: Iterable[int] = ()) -> list[tuple[int,
             continue
         cuts.add(m.end())
     cuts.update(m.start() for m in _LINE_BREAK.finditer(text))
+    cuts.update(m.start() for m in _ITEM_BREAK.finditer(text))
     cuts.update(b for b in breaks if 0 <= b <= len(text))
     spans = []
     ordered = sorted(cuts)
@@ -73,6 +81,11 @@ def split_sentences(text: str, *, breaks: Iterable[int] = ()) -> list[tuple[int,
         if trail > lead:
             spans.append((a + lead, a + trail))
     return spans
+
+
+def _item_start(text: str, colon: int) -> int:
+    """Start of the "header" item that ends at ``colon``: after the last newline, ':' or ';' before it."""
+    return max(text.rfind(ch, 0, colon) for ch in "\n:;") + 1
 
 
 @dataclass(frozen=True)
@@ -186,6 +199,8 @@ class ConTextEngine:
                 modifiers.append(Modifier(rule, s, e, text[s:e], e, e))
                 continue
             lo = sent_start if rule.direction in ("BACKWARD", "BIDIRECTIONAL") else e
+            if rule.direction == "BACKWARD" and text[s] == ":":  # "header: value" -> the header item only
+                lo = max(lo, _item_start(text, s))
             hi = sent_end if rule.direction in ("FORWARD", "BIDIRECTIONAL") else s
             if rule.max_scope is not None:
                 if rule.direction != "BACKWARD":

@@ -299,10 +299,18 @@ UNIT_WORDS = frozenset({"mg", "mcg", "g", "ml", "l", "kg", "units", "unit", "iu"
                         "cap", "caps", "dose", "daily", "prn", "po", "iv", "bid", "tid", "qid"})
 
 
+# Trailing dose / form of a drug span: numbers ("325", "12.5", "25/100"), units and dose forms
+# ("inhaler", "tablets") after the drug name.
+_TRAILING_DOSE = re.compile(
+    r"(?:\s+(?:\d[\d.,/]*|%|(?:mg|mcg|g|ml|units?|iu|mmol|meq|inhalers?|tablets?|tabs?|capsules?|caps?|patch(?:es)?"
+    r"|cream|ointment|injections?|nebuli[sz]ers?|drops|spray|solution|suspension)\b))+$", re.IGNORECASE)
+
+
 def clean_model_spans(text: str, spans, min_score: float, headers: Sequence[tuple[int, int]] = ()) -> list:
     """Model spans worth fusing: score >= ``min_score``; split at line breaks (a mention never spans two
     lines of a note); no spans inside section headers ("History of Present Illness:"), without two
-    letters, or that are dose units ("mg", "mcg")."""
+    letters, or that are dose units ("mg", "mcg"); a Chemical span loses a trailing dose or dose form
+    ("Aspirin 325", "metformin 500 mg", "salbutamol inhaler" -> the drug name), which keeps it from linking."""
     from core.predict import Span
 
     out = []
@@ -315,6 +323,10 @@ def clean_model_spans(text: str, spans, min_score: float, headers: Sequence[tupl
                 a += 1
             while b > a and text[b - 1].isspace():
                 b -= 1
+            if s.label == "Chemical":
+                dose = _TRAILING_DOSE.search(text, a, b)
+                if dose is not None and dose.start() > a:
+                    b = dose.start()
             piece = text[a:b]
             if (sum(c.isalpha() for c in piece) < 2 or piece.lower() in UNIT_WORDS
                     or any(h0 <= a and b <= h1 for h0, h1 in headers)):

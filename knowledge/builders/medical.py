@@ -6,6 +6,11 @@ disease_ontology/{MESH,OMIM,ICD10}inDO.tsv, disease_ontology/requested/disease-s
 disease_ontology/DO-subClassOf-anonymous.tsv ("'has symptom' some X" restrictions) and
 pharmacotherapydb/catalog/{drugs,indications}.tsv (all optional). DO terms only found in the xref
 reports are obsolete and skipped, except the root DOID:4 "disease" that HumanDO.tsv omits.
+
+Drug synonyms ("aspirin" for DrugBank's "Acetylsalicylic acid", brand names) come from a curated file
+written by the kgfusion authors, ``<datasets_dir>/../kg/sources/drug_synonyms.tsv`` (drugbank_id, drug,
+synonym, kind; optional): each becomes a skos:altLabel of its drug. Rows whose id is not a drug of the graph
+or whose ``drug`` name differs from the graph's label are rejected and counted in the build report.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from pathlib import Path
 from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, RDFS, SKOS
 
+from core.errors import DataError
 from knowledge.builders import read_table
 from knowledge.graph import KnowledgeGraph
 from knowledge.vocab import DISEASE, DRUG, KGF, KGFID, OBO, SYMPTOM
@@ -41,8 +47,14 @@ def normalize_xref(xref: str) -> str:
     return f"{'OMIM' if prefix == 'MIM' else prefix}:{local}"
 
 
-def build_medical_graph(datasets_dir: str | Path) -> KnowledgeGraph:
-    """Diseases, symptoms and drugs from the Disease Ontology reports and PharmacotherapyDB."""
+def default_synonyms_path(datasets_dir: str | Path) -> Path:
+    """The curated drug synonym file beside the graphs: ``<datasets_dir>/../kg/sources/drug_synonyms.tsv``."""
+    return Path(datasets_dir).resolve().parent / "kg" / "sources" / "drug_synonyms.tsv"
+
+
+def build_medical_graph(datasets_dir: str | Path, drug_synonyms: str | Path | None = None) -> KnowledgeGraph:
+    """Diseases, symptoms and drugs from the Disease Ontology reports and PharmacotherapyDB, plus drug
+    synonyms (``drug_synonyms``; default: ``default_synonyms_path(datasets_dir)`` when it exists)."""
     do_dir = Path(datasets_dir) / "disease_ontology"
     kg = KnowledgeGraph()
     g = kg.graph
@@ -101,6 +113,7 @@ def build_medical_graph(datasets_dir: str | Path) -> KnowledgeGraph:
 
     _add_symptoms(kg, do_dir, labels, report)
     _add_drugs(kg, Path(datasets_dir) / "pharmacotherapydb" / "catalog", labels, report)
+    _add_drug_synonyms(kg, Path(drug_synonyms) if drug_synonyms else default_synonyms_path(datasets_dir), report)
     report["symptoms"] = len(set(g.subjects(RDF.type, SYMPTOM)))
     report["drugs"] = len(set(g.subjects(RDF.type, DRUG)))
     kg.build_report = report
@@ -184,3 +197,26 @@ def _add_drugs(kg: KnowledgeGraph, catalog: Path, labels: dict[str, str], report
             if (disease, SKOS.altLabel, Literal(row["disease"])) not in g:
                 report["disease_aliases"] += 1
             g.add((disease, SKOS.altLabel, Literal(row["disease"])))
+
+
+def _add_drug_synonyms(kg: KnowledgeGraph, path: Path, report: dict[str, int]) -> None:
+    """skos:altLabel per curated synonym row (comment lines start with '#'); bad rows are counted."""
+    if not path.is_file():
+        report["missing_drug_synonyms"] = 1
+        return
+    g = kg.graph
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
+    header = lines[0].split("\t") if lines else []
+    if header[:3] != ["drugbank_id", "drug", "synonym"]:
+        raise DataError(f"{path}: the first non-comment line must be the header 'drugbank_id<TAB>drug<TAB>synonym"
+                        f"<TAB>kind', found {header}")
+    report["drug_synonyms"] = report["drug_synonym_rows_rejected"] = 0
+    for row in lines[1:]:
+        cells = [c.strip() for c in row.split("\t")]
+        node = KGFID[f"drug/{cells[0]}"] if cells and _DRUGBANK.fullmatch(cells[0]) else None
+        label = g.value(node, RDFS.label) if node is not None else None
+        if len(cells) < 3 or not cells[2] or label is None or str(label) != cells[1]:
+            report["drug_synonym_rows_rejected"] += 1  # unknown drug id or a name that does not match the graph
+            continue
+        g.add((node, SKOS.altLabel, Literal(cells[2])))
+        report["drug_synonyms"] += 1

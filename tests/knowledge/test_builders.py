@@ -11,7 +11,7 @@ import knowledge.builders as builders
 from core.errors import ConfigError, DataError
 from knowledge.builders import DOMAINS, build, build_graph, build_with_report, output_path
 from knowledge.builders.finance import company_names
-from knowledge.builders.medical import normalize_xref
+from knowledge.builders.medical import build_medical_graph, default_synonyms_path, normalize_xref
 from knowledge.builders.movies import normalize_tag, parse_title
 from knowledge.graph import KnowledgeGraph
 from knowledge.vocab import (
@@ -116,6 +116,58 @@ def test_medical_without_optional_files(tmp_path: Path) -> None:
     assert kg.build_report["parents_unresolved"] == 3  # "disease" (twice) stays unresolved too
     assert kg.build_report["missing_pharmacotherapydb"] == 1
     assert kg.entities(DRUG) == []
+
+
+def write_synonyms(path: Path, *rows: str) -> Path:
+    path.write_text("# a comment\ndrugbank_id\tdrug\tsynonym\tkind\n" + "".join(r + "\n" for r in rows),
+                    encoding="utf-8")
+    return path
+
+
+def test_medical_drug_synonyms_become_alt_labels(tmp_path: Path) -> None:
+    syn = write_synonyms(tmp_path / "syn.tsv", "DB00945\tAcetylsalicylic acid\taspirin\tgeneric",
+                         "DB00722\tLisinopril\tZestril\tbrand",
+                         "DB00722\tAspirin\twrong name\tbrand",  # drug name differs from the graph label
+                         "DB99999\tNothing\tnothing\tbrand",  # not a drug of the graph
+                         "nonsense")
+    kg = build_medical_graph(FIXTURES, drug_synonyms=syn)
+    aspirin, lisinopril = KGFID["drug/DB00945"], KGFID["drug/DB00722"]
+    assert literals(kg, aspirin, SKOS.altLabel) == {"aspirin"}
+    assert literals(kg, lisinopril, SKOS.altLabel) == {"Zestril"}
+    assert kg.label(aspirin) == "Acetylsalicylic acid"  # the label itself is unchanged
+    assert kg.build_report["drug_synonyms"] == 2 and kg.build_report["drug_synonym_rows_rejected"] == 3
+    assert kg.lookup("ASPIRIN") == [aspirin]
+    (rec,) = [r for r in kg.entity_records(types=[DRUG]) if r.uri == str(aspirin)]
+    assert "aspirin" in rec.aliases
+
+
+def test_medical_drug_synonyms_bad_header_and_missing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("id\tname\n", encoding="utf-8")
+    with pytest.raises(DataError, match="bad.tsv.*header"):
+        build_medical_graph(FIXTURES, drug_synonyms=bad)
+    kg = build_medical_graph(FIXTURES, drug_synonyms=tmp_path / "absent.tsv")
+    assert kg.build_report["missing_drug_synonyms"] == 1
+    assert not list(kg.graph.objects(KGFID["drug/DB00945"], SKOS.altLabel))
+
+
+def test_shipped_drug_synonyms_match_the_drug_catalog() -> None:
+    """data/kg/sources/drug_synonyms.tsv: every row names a PharmacotherapyDB drug by its exact name, each
+    synonym once, no synonym equal to another drug's name; authorship and licence in the header."""
+    import csv
+
+    path = default_synonyms_path(REAL)
+    text = path.read_text(encoding="utf-8")
+    assert "kgfusion authors" in text and "Apache-2.0" in text
+    with (REAL / "pharmacotherapydb" / "catalog" / "drugs.tsv").open(encoding="utf-8") as fh:
+        drugs = {r["drugbank_id"]: r["drug"] for r in csv.DictReader(fh, delimiter="\t")}
+    rows = [ln.split("\t") for ln in text.splitlines() if ln and not ln.startswith("#")][1:]
+    assert 50 <= len(rows) <= 150
+    assert all(len(r) == 4 and drugs.get(r[0]) == r[1] for r in rows)
+    assert {r[3] for r in rows} <= {"generic", "salt", "brand", "abbreviation"}
+    names = [r[2].lower() for r in rows]
+    assert len(set(names)) == len(names) and not set(names) & {d.lower() for d in drugs.values()}
+    assert ("DB00945", "Acetylsalicylic acid", "aspirin", "generic") in {tuple(r) for r in rows}
 
 
 # ---------------------------------------------------------------- movies

@@ -163,3 +163,174 @@ def test_results_stay_within_text(engine, parts, data):
         assert 0 <= m.start < m.end <= n and 0 <= m.scope_start <= m.scope_end <= n
     for s, e in split_sentences(text):
         assert 0 <= s < e <= n and text[s:e].strip() == text[s:e]
+
+
+# ------------------------------------------------------------- review fixes (context_kgfusion.yaml)
+
+
+def attrs(engine: ConTextEngine, text: str, term: str) -> set[str]:
+    r = annotate(engine, text, term)[term]
+    return {a for a, v in r.attributes().items() if v}
+
+
+@pytest.mark.parametrize("text, term", [
+    ("Fever: no", "Fever"),
+    ("Chest pain: denies.", "Chest pain"),
+    ("Dysuria: none", "Dysuria"),
+    ("Hematuria: negative, flank pain: present.", "Hematuria"),
+    ("Stridor: absent\n", "Stridor"),
+    ("Fever:\nno", "Fever"),  # the value on the next line belongs to the header above it
+    ("Chest pain:\n  Denies.", "Chest pain"),
+])
+def test_colon_value_negates_its_header_backward(engine, text, term):
+    assert attrs(engine, text, term) == {"negated"}
+    r = annotate(engine, text, term)[term]
+    assert [e.source for e in r.evidence] == ["ctx.kgf.colon_negative"]
+
+
+@pytest.mark.parametrize("text, term", [
+    ("Cough. Fever: no", "Cough"),  # sentence end
+    ("- Cough\n- Fever: no", "Cough"),  # previous list item
+    ("Cough\nFever: no", "Cough"),  # previous line item
+    ("Palpitations\nSyncope: denied", "Palpitations"),
+    ("Chills: yes, night sweats: no.", "Chills"),  # previous header: value pair on the same line
+    ("Cough; fever: no", "Cough"),
+    ("Fever: no. Cough: yes.", "Cough"),  # backward only: never the item after the value
+    ("Ankle swelling: none today.", "Ankle swelling"),  # the value must end at punctuation / line end
+    ("Fever:\n\nno", "Fever"),  # a blank line: not the same item
+    ("Fever:\nno cough today", "Fever"),  # "no cough" on the next line is a new statement
+])
+def test_colon_value_stays_within_its_item(engine, text, term):
+    assert "negated" not in attrs(engine, text, term)
+
+
+def test_colon_value_scope_is_the_header_item(engine):
+    text = "Chills: yes, night sweats: no."
+    (mod,) = [m for m in engine.find_modifiers(text) if m.rule.id == "ctx.kgf.colon_negative"]
+    assert text[mod.scope_start:mod.scope_end].strip(" ,") == "yes, night sweats"
+
+
+@pytest.mark.parametrize("text, term", [
+    ("HPI: no fever or rash.", "rash"),
+    ("Assessment: no evidence of pneumonia.", "pneumonia"),
+    ("Resolved: no longer has dysuria.", "dysuria"),
+    ("Family History:\nNo family history of lung cancer.", "lung cancer"),
+])
+def test_header_colon_does_not_swallow_forward_no(engine, text, term):
+    assert "negated" in attrs(engine, text, term)
+
+
+def test_was_negative_for_is_forward(engine):
+    assert attrs(engine, "He was negative for influenza.", "influenza") == {"negated"}
+    assert attrs(engine, "Stool studies are negative for C. diff infection.", "infection") == {"negated"}
+    assert attrs(engine, "Negative for pneumonia.", "pneumonia") == {"negated"}
+    # the backward "was negative" still negates what comes before it
+    assert attrs(engine, "Influenza testing was negative.", "Influenza") == {"negated"}
+    assert attrs(engine, "Pneumonia was negative for nothing.", "Pneumonia") == set()
+
+
+@pytest.mark.parametrize("text, term", [
+    ("No known drug allergies.", "drug allergies"),
+    ("Allergies: No known drug allergies.", "drug allergies"),
+    ("No known history of seizures.", "seizures"),
+    ("She has no prior history of venous thromboembolism.", "venous thromboembolism"),
+    ("No previous stroke.", "stroke"),
+    ("No documented seizures.", "seizures"),
+])
+def test_no_known_is_negated_not_historical(engine, text, term):
+    assert attrs(engine, text, term) == {"negated"}
+
+
+def test_known_alone_stays_historical(engine):
+    assert attrs(engine, "Known chronic kidney disease, stage 3.", "chronic kidney disease") == {"historical"}
+
+
+def test_possible_triggers_both_directions(engine):
+    assert attrs(engine, "Suspected gout of the first toe.", "gout") == {"possible"}  # forward
+    assert attrs(engine, "Early sepsis is suspected.", "sepsis") == {"possible"}  # backward
+    assert attrs(engine, "Concern for sepsis given the fever.", "sepsis") == {"possible"}
+    assert attrs(engine, "Sepsis, concern for pneumonia.", "Sepsis") == set()  # concern for: forward only
+    assert attrs(engine, "Mammogram is suspicious for breast cancer.", "breast cancer") == {"possible"}
+    assert attrs(engine, "Admit to r/o acute coronary syndrome.", "acute coronary syndrome") == {"possible"}
+    assert attrs(engine, "Rule out meningitis.", "meningitis") == {"possible"}
+    assert attrs(engine, "The differential includes viral gastroenteritis.", "viral gastroenteritis") == {"possible"}
+    assert attrs(engine, "Questionable asthma.", "asthma") == {"possible"}
+
+
+@pytest.mark.parametrize("text", ["Appendicitis cannot be excluded.", "Appendicitis cannot be ruled out.",
+                                  "Appendicitis cannot be completely excluded.", "Appendicitis can't be excluded."])
+def test_cannot_be_excluded_is_possible_backward(engine, text):
+    assert attrs(engine, text, "Appendicitis") == {"possible"}
+    assert attrs(engine, text.replace("Appendicitis", "It") + " Gout too.", "Gout") == set()  # not forward
+
+
+def test_could_not_rule_out_is_bidirectional(engine):
+    assert attrs(engine, "We could not rule out a stress fracture.", "stress fracture") == {"possible"}
+    assert attrs(engine, "A stress fracture we could not rule out.", "stress fracture") == {"possible"}
+
+
+@pytest.mark.parametrize("text, term", [
+    ("Mental status changes due to delirium.", "delirium"),
+    ("Documented fever of 38.9 C in the emergency department.", "fever"),
+    ("Screen for hepatitis B prior to starting rituximab.", "hepatitis B"),
+    ("Previously healthy man with acute pancreatitis.", "acute pancreatitis"),
+])
+def test_false_historical_triggers_removed(engine, text, term):
+    assert "historical" not in attrs(engine, text, term)
+
+
+@pytest.mark.parametrize("text, term", [
+    ("Status post cholecystectomy for gallstones.", "gallstones"),
+    ("S/p knee replacement for osteoarthritis.", "osteoarthritis"),
+    ("Prior myocardial infarction.", "myocardial infarction"),
+    ("She was previously treated for depression.", "depression"),
+    ("He had shingles last year.", "shingles"),
+])
+def test_historical_triggers(engine, text, term):
+    assert attrs(engine, text, term) == {"historical"}
+
+
+def test_prior_is_forward_and_short(engine):
+    assert "historical" not in attrs(engine, "Gout, prior.", "Gout")
+    text = "Prior appendectomy, now with new onset of severe abdominal pain and fever."
+    assert "historical" not in attrs(engine, text, "fever")  # beyond max_scope 5
+
+
+def test_family_history_is_family_only(engine):
+    assert attrs(engine, "Family history is notable for colon cancer.", "colon cancer") == {"family"}
+    assert attrs(engine, "Family history of sickle cell anemia.", "sickle cell anemia") == {"family"}
+
+
+def test_hypothetical_instructions(engine):
+    assert attrs(engine, "Monitor for signs of bleeding.", "bleeding") == {"hypothetical"}
+    assert attrs(engine, "Screen for tuberculosis before the biologic.", "tuberculosis") == {"hypothetical"}
+    assert attrs(engine, "She should report any visual changes.", "visual changes") == {"hypothetical"}
+    assert attrs(engine, "Bleeding was seen; monitor for anemia.", "Bleeding") == set()  # forward only
+
+
+def test_new_terminators(engine):
+    assert attrs(engine, "Denies tobacco use; reports daily alcohol use.", "daily alcohol use") == set()
+    assert attrs(engine, "Denies tobacco use; reports daily alcohol use.", "tobacco use") == {"negated"}
+    assert attrs(engine, "Denies dizziness, endorses fatigue.", "fatigue") == set()
+    assert attrs(engine, "Denies dizziness, endorses fatigue.", "dizziness") == {"negated"}
+    assert attrs(engine, "History of gout; reports knee pain.", "knee pain") == set()
+
+
+def test_line_items_split_sentences(engine):
+    text = "Medications:\nSalbutamol inhaler as needed\nLevothyroxine 75 mcg daily"
+    assert attrs(engine, text, "Levothyroxine") == set()  # "as needed" stays on its own line
+    assert attrs(engine, text, "Salbutamol") == set()
+    text = "Seen for cough and\nfever. Fever:\nNone\nGout"
+    pieces = [text[s:e] for s, e in split_sentences(text)]
+    assert pieces == ["Seen for cough and\nfever.", "Fever:\nNone", "Gout"]
+
+
+def test_kgfusion_rule_file_is_documented():
+    path = Path(__file__).resolve().parents[2] / "data" / "rules" / "medical" / "context_kgfusion.yaml"
+    rules = load_rules(path.parent)
+    own = [r for r in rules.by_kind(ContextRule) if rules.origin(r.id) == str(path)]
+    assert len(own) >= 15
+    assert all(r.id.startswith("ctx.kgf.") and r.source == "kgfusion" and r.note for r in own)
+    for gone in ("ctx.medspacy.097.no", "ctx.pycontext.historical.documented", "ctx.kgf.status_post"):
+        assert gone not in rules
+    assert "by the kgfusion authors" in path.read_text(encoding="utf-8")[:300]

@@ -180,3 +180,30 @@ def test_abbreviation_label_beats_a_mislabelled_model_span(make_extractor):
     ckd = [m for m in r.mentions if m.text == "CKD"]
     assert len(ckd) == 2 and all(m.label == "Disease" and m.concept.curie == "DOID:784" for m in ckd)
     assert all({"model", "kg"} <= {e.kind for e in m.evidence} for m in ckd)  # the model's span stays as evidence
+
+
+def test_chemical_spans_lose_a_trailing_dose():
+    from apps.medical.extract import clean_model_spans
+    from core.predict import Span
+
+    text = "Aspirin 325 mg given. Carvedilol 12.5\nTrisomy 21 noted. Vitamin B12 daily. Salbutamol inhaler"
+
+    def span(sub, label):
+        i = text.index(sub)
+        return Span(i, i + len(sub), label, 0.9, sub)
+
+    spans = [span("Aspirin 325 mg", "Chemical"), span("Carvedilol 12.5", "Chemical"), span("Trisomy 21", "Disease"),
+             span("Vitamin B12", "Chemical"), span("Salbutamol inhaler", "Chemical")]
+    got = [text[s.start:s.end] for s in clean_model_spans(text, spans, 0.0)]
+    assert got == ["Aspirin", "Carvedilol", "Trisomy 21", "Vitamin B12", "Salbutamol"]  # diseases keep numbers
+
+
+def test_aspirin_links_through_its_synonym(make_extractor):
+    """A dose-suffixed model span ("Aspirin 325") is trimmed and linked to DrugBank's Acetylsalicylic acid."""
+    from tests.apps.medical.conftest import KeywordPredictor
+
+    pred = KeywordPredictor({r"aspirin 325": "Chemical"})
+    r = make_extractor(predictor=pred).extract("Aspirin 325 mg given in the emergency department.")
+    (m,) = [m for m in r.mentions if m.label == "Chemical"]
+    assert m.text == "Aspirin" and m.concept is not None
+    assert m.concept.codes["DRUGBANK"] == ["DB00945"] and m.concept.label == "Acetylsalicylic acid"

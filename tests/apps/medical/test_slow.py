@@ -43,3 +43,21 @@ def test_shipped_bundle_files_are_small():
         assert p.stat().st_size < 25_000_000, p
     assert (BUNDLE / "model.int8.onnx").is_file() and (BUNDLE / "MODEL_CARD.md").is_file()
     assert Path(BUNDLE / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_demo_summary_on_sample_notes():
+    """The demo's quick mode on data/notes: shipped bundle, hashing linking; aspirin links via its synonym."""
+    from apps.medical.config import MedicalConfig
+    from apps.medical.demo import demo_summary
+    from apps.medical.extract import build_extractor
+    from apps.medical.readers import read_notes
+
+    s = demo_summary(repo_data_dir() / "notes", quick=True)
+    assert s["notes"] >= 8 and s["rejects"] == 0 and s["backend"] == "onnx-int8"
+    assert s["linked"] / s["mentions"] > 0.7 and s["by_attribute"]["negated"] >= 5
+    assert {ex["concept"]["curie"].split(":")[0] for ex in s["examples"]} >= {"DOID", "DRUGBANK"}
+    ex = build_extractor(MedicalConfig(link_encoder="hashing"))
+    (res,) = ex.extract_notes([n for n in read_notes(repo_data_dir() / "notes").notes if n.note_id.startswith("note03")])
+    aspirin = [m for m in res.mentions if m.text.lower() == "aspirin"]
+    assert aspirin and all(m.concept and m.concept.curie == "DRUGBANK:DB00945" for m in aspirin)
