@@ -147,6 +147,9 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
         raise BundleError(f"{path}: not a {FORMAT} manifest")
     if data.get("version") != VERSION:
         raise BundleError(f"{path}: bundle version {data.get('version')} is not supported (this kgfusion reads {VERSION}); rebuild it")
+    files = data.get("files", {})
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise BundleError(f"{path}: 'files' must map relative paths to sha256 strings; rebuild the bundle")
     try:
         return Manifest(**data)
     except TypeError as exc:
@@ -158,6 +161,8 @@ def verify_bundle(bundle_dir: str | Path) -> Manifest:
     bundle_dir = Path(bundle_dir)
     manifest = read_manifest(bundle_dir)
     for rel, digest in manifest.files.items():
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise BundleError(f"{bundle_dir / MANIFEST}: file entry {rel!r} points outside the bundle; rebuild it")
         p = bundle_dir / rel
         if not p.is_file():
             raise BundleError(f"{p}: missing from bundle {bundle_dir}; rebuild it (see MODEL_CARD.md for the command)")
@@ -199,7 +204,7 @@ def load_bundle(bundle_dir: str | Path, merge_lora: bool = True, verify: bool = 
 
     bundle_dir = Path(bundle_dir)
     manifest = verify_bundle(bundle_dir) if verify else read_manifest(bundle_dir)
-    tokenizer = AutoTokenizer.from_pretrained(bundle_dir)
+    tokenizer = AutoTokenizer.from_pretrained(bundle_dir, trust_remote_code=False)
     hf_logging.disable_progress_bar()
     try:
         if manifest.method == "lora":
@@ -213,7 +218,7 @@ def load_bundle(bundle_dir: str | Path, merge_lora: bool = True, verify: bool = 
                 model = model.merge_and_unload()
         else:
             cls = AutoModelForSequenceClassification if manifest.task == "sequence" else AutoModelForTokenClassification
-            model = cls.from_pretrained(bundle_dir, use_safetensors=True)
+            model = cls.from_pretrained(bundle_dir, use_safetensors=True, trust_remote_code=False)
     except BundleError:
         raise
     except (OSError, ValueError, RuntimeError) as exc:

@@ -11,8 +11,10 @@ import gzip
 import io
 import json
 import random
+import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Literal, TypeVar
@@ -65,9 +67,25 @@ def _labels_of(ex) -> Iterable[str]:
 
 
 def _open_text(path: Path, encoding: str):
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"  # a leading BOM (Excel exports) is not part of the first field
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding, newline="")
     return open(path, encoding=encoding, newline="")
+
+
+@contextmanager
+def _reading(path: Path, encoding: str) -> Iterator[None]:
+    """Turn decoding, gzip and CSV-parser failures into a DataError naming the file and the fix."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not valid {encoding} ({exc.reason} at byte {exc.start}); "
+                        "re-save as UTF-8 or pass encoding=") from exc
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); re-compress it or pass the plain file") from exc
+    except csv.Error as exc:
+        raise DataError(f"{path}: CSV parse error ({exc}); fix the quoting or split the huge field") from exc
 
 
 def _detect_format(path: Path) -> TextFormat:
@@ -120,7 +138,7 @@ def read_phrasebank(path: str | Path, encoding: str = "latin-1") -> ReadResult[T
     """Financial PhraseBank: one ``sentence@label`` per line, ISO-8859-1."""
     path = Path(path)
     examples, rejects = [], []
-    with _open_text(path, encoding) as fh:
+    with _reading(path, encoding), _open_text(path, encoding) as fh:
         for lineno, line in enumerate(fh, start=1):
             line = line.rstrip("\r\n")
             if not line.strip():
@@ -136,45 +154,43 @@ def read_phrasebank(path: str | Path, encoding: str = "latin-1") -> ReadResult[T
 
 def _read_csv(path: Path, text_col: str, label_col: str, encoding: str) -> ReadResult[TextExample]:
     delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
-    try:
-        with _open_text(path, encoding) as fh:
-            reader = csv.DictReader(fh, delimiter=delimiter)
-            header = reader.fieldnames or []
-            missing = [c for c in (text_col, label_col) if c not in header]
-            if missing:
-                raise DataError(
-                    f"{path}: missing column(s) {missing}; found {header}. "
-                    "Pass --text-col/--label-col (text_col=/label_col=) to name them."
-                )
-            examples, rejects = [], []
-            for rowno, row in enumerate(reader, start=2):  # row 1 is the header
-                _take_row(path, rowno, row.get(text_col), row.get(label_col), examples, rejects)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid {encoding} ({exc.reason} at byte {exc.start}); "
-                        "re-save as UTF-8 or pass encoding=") from exc
+    with _reading(path, encoding), _open_text(path, encoding) as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        header = next(reader, None) or []
+        missing = [c for c in (text_col, label_col) if c not in header]
+        if missing:
+            raise DataError(
+                f"{path}: missing column(s) {missing}; found {header}. "
+                "Pass --text-col/--label-col (text_col=/label_col=) to name them."
+            )
+        examples, rejects = [], []
+        start = reader.line_num + 1
+        for values in reader:
+            # A row's number is the file line it starts on (quoted fields may span lines).
+            rowno, start = start, reader.line_num + 1
+            if not values:
+                continue  # a blank line is not a row
+            row = dict(zip(header, values))
+            _take_row(path, rowno, row.get(text_col), row.get(label_col), examples, rejects)
     return ReadResult(examples, rejects)
 
 
 def _read_jsonl(path: Path, text_col: str, label_col: str, encoding: str) -> ReadResult[TextExample]:
     examples, rejects = [], []
-    try:
-        with _open_text(path, encoding) as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    rejects.append(Reject(str(path), lineno, "empty line"))
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    rejects.append(Reject(str(path), lineno, f"invalid JSON: {exc.msg}", line[:200]))
-                    continue
-                if not isinstance(obj, dict):
-                    rejects.append(Reject(str(path), lineno, "expected a JSON object per line", line[:200]))
-                    continue
-                _take_row(path, lineno, obj.get(text_col), obj.get(label_col), examples, rejects)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid {encoding} ({exc.reason} at byte {exc.start}); "
-                        "re-save as UTF-8 or pass encoding=") from exc
+    with _reading(path, encoding), _open_text(path, encoding) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                rejects.append(Reject(str(path), lineno, "empty line"))
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                rejects.append(Reject(str(path), lineno, f"invalid JSON: {exc.msg}", line[:200]))
+                continue
+            if not isinstance(obj, dict):
+                rejects.append(Reject(str(path), lineno, "expected a JSON object per line", line[:200]))
+                continue
+            _take_row(path, lineno, obj.get(text_col), obj.get(label_col), examples, rejects)
     return ReadResult(examples, rejects)
 
 
@@ -208,7 +224,7 @@ def read_conll(path: str | Path, encoding: str = "utf-8", scheme: Literal["IOB2"
                 examples.append(TokenExample(tuple(tokens), tuple(tags), start))
         tokens, tags, bad = [], [], None
 
-    with _open_text(path, encoding) as fh:
+    with _reading(path, encoding), _open_text(path, encoding) as fh:
         for lineno, line in enumerate(fh, start=1):
             line = line.rstrip("\r\n")
             if not line.strip() or line.startswith("-DOCSTART-"):

@@ -55,7 +55,22 @@ def base_reference(name_or_path: str | os.PathLike[str]) -> str:
 def load_tokenizer(name_or_path: str | os.PathLike[str] = DEFAULT_BASE):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_base(name_or_path))
+    path = resolve_base(name_or_path)
+    refuse_remote_code(path)
+    return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+
+
+def refuse_remote_code(path: str | os.PathLike[str]) -> None:
+    """Raise if a model folder's config asks for its own Python code (``auto_map``): never run it, never ask."""
+    config = Path(path) / "config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+    except (OSError, ValueError):
+        return  # transformers reports an unreadable config itself
+    if isinstance(data, dict) and data.get("auto_map"):
+        raise ModelNotFoundError(
+            f"{config}: the model asks to run its own code (auto_map); kgfusion never runs code shipped with "
+            "weights. Use a standard architecture (e.g. BERT/MiniLM) saved with save_pretrained.")
 
 
 def load_base(
@@ -73,13 +88,14 @@ def load_base(
     from transformers.utils import logging as hf_logging
 
     path = resolve_base(name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    refuse_remote_code(path)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialised head" report is expected here
     hf_logging.disable_progress_bar()
     try:
         if task == "embedding":
-            model = AutoModel.from_pretrained(path)
+            model = AutoModel.from_pretrained(path, trust_remote_code=False)
         else:
             labels = list(labels or [])
             kwargs = dict(
@@ -88,7 +104,7 @@ def load_base(
                 label2id={lab: i for i, lab in enumerate(labels)},
             )
             cls = AutoModelForSequenceClassification if task == "sequence" else AutoModelForTokenClassification
-            model = cls.from_pretrained(path, **kwargs)
+            model = cls.from_pretrained(path, trust_remote_code=False, **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
     return model, tokenizer

@@ -106,7 +106,7 @@ class Predictor:
             from core.bundle import verify_bundle
 
             manifest = verify_bundle(bundle_dir)
-            tokenizer = AutoTokenizer.from_pretrained(bundle_dir)
+            tokenizer = AutoTokenizer.from_pretrained(bundle_dir, trust_remote_code=False)
             kwargs.setdefault("max_length", max(manifest.max_length, 128))
             return cls(None, tokenizer, manifest.labels, manifest.task, backend=backend,
                        onnx_path=bundle_dir / ONNX_INT8, **kwargs)

@@ -206,7 +206,7 @@ def load_int8(model_dir: str | os.PathLike[str]):
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open is not a dict
     layout = json.loads(meta["quantized_linears"])
 
-    config = AutoConfig.from_pretrained(src)
+    config = AutoConfig.from_pretrained(src, trust_remote_code=False)
     model = _model_class_for(meta.get("architecture", "")).from_config(config).eval()
     model = _quantize_linears_(model)
     DynamicLinear = _dynamic_linear_type()

@@ -125,20 +125,32 @@ def _take(path: Path, row: int, note_id: str, text, encoding: str, warnings: lis
 
 def _read_table(path: Path, text: str, encoding: str, warnings: list[str], delimiter: str, text_col: str,
                 id_col: str, out: ReadNotes) -> None:
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    columns = list(reader.fieldnames or [])
-    tcol = _pick(columns, text_col, TEXT_COLUMNS, path, "note text")
-    if tcol is None:
-        raise DataError(f"{path}: no note column among {columns}; name it one of {list(TEXT_COLUMNS)} or pass --text-col")
-    icol = _pick(columns, id_col, ID_COLUMNS, path, "note id")
-    for i, row in enumerate(reader, start=2):  # row 1 is the header
-        note_id = str(row.get(icol) or "").strip() if icol else ""
-        _take(path, i, note_id or f"{path.stem}:{i}", row.get(tcol), encoding, warnings, out)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        columns = next(reader, None) or []
+        tcol = _pick(columns, text_col, TEXT_COLUMNS, path, "note text")
+        if tcol is None:
+            raise DataError(f"{path}: no note column among {columns}; name it one of {list(TEXT_COLUMNS)} or pass --text-col")
+        icol = _pick(columns, id_col, ID_COLUMNS, path, "note id")
+        start = reader.line_num + 1
+        for values in reader:
+            # a row's number is the line it starts on (quoted notes span lines); blank lines are not rows
+            i, start = start, reader.line_num + 1
+            if not values:
+                continue
+            row = dict(zip(columns, values))
+            note_id = str(row.get(icol) or "").strip() if icol else ""
+            _take(path, i, note_id or f"{path.stem}:{i}", row.get(tcol), encoding, warnings, out)
+    except csv.Error as exc:
+        raise DataError(f"{path}: CSV parse error at line {reader.line_num} ({exc}); fix the quoting or split "
+                        "the huge field") from exc
 
 
 def _read_jsonl(path: Path, text: str, encoding: str, warnings: list[str], text_col: str, id_col: str,
                 out: ReadNotes) -> None:
-    for i, line in enumerate(text.splitlines(), start=1):
+    # split on \n only: str.splitlines() would also break at U+2028, U+0085 etc. inside JSON strings
+    for i, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:

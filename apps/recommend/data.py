@@ -16,8 +16,10 @@ test set), so this target is a validation split carved from those 80%.
 """
 from __future__ import annotations
 
+import gzip
 import math
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +40,8 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
         raise DataError(f"{path}: file not found; pass the path to a MovieLens CSV file")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+            gzip.BadGzipFile, EOFError, zlib.error) as exc:  # the last three: a corrupt .csv.gz
         raise DataError(f"{path}: cannot parse as UTF-8 CSV ({exc}); fix the file format") from exc
     missing = [c for c in required if c not in frame.columns]
     if missing:
