@@ -1,0 +1,162 @@
+"""Recommendation benchmark: baselines and kgfusion on the validation protocol (MovieLens small).
+
+    flock /work/runs/cpu.lock /work/venv/bin/python benchmarks/recommend.py \
+        [--save-model data/models/recommender-movielens] [--quick]
+
+Protocol (apps.recommend.data.split_by_time): per user the chronologically last 20% of the shipped
+ratings is the target, the rest history; every model recommends 10 unseen items per target user.
+Coverage is over the items present in history (as in recommend_baselines.py). kgfusion's ranker learns
+on an inner time split of the history only (apps/recommend/recommender.py explains it). Variants:
+untuned vs contrastively tuned MiniLM item encoder, plus ablations (no text embeddings; no rules).
+Writes benchmarks/results/recommend.json atomically, keeping users_per_s_local / users_per_s_ray keys
+written by the throughput benchmark.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from apps.recommend.baselines import ItemKNN, Popularity  # noqa: E402
+from apps.recommend.candidates import CandidateConfig  # noqa: E402
+from apps.recommend.data import read_movies, read_ratings, split_by_time  # noqa: E402
+from apps.recommend.mf import MatrixFactorization  # noqa: E402
+from apps.recommend.recommender import (  # noqa: E402
+    DEFAULT_KG,
+    DEFAULT_MOVIES,
+    DEFAULT_RATINGS,
+    catalogue,
+    evaluate_lists,
+    fit_and_evaluate,
+    item_embeddings,
+    load_item_graph,
+    save_served,
+    tuned_encoder,
+)
+from core.fileio import atomic_write_json  # noqa: E402
+from knowledge.rules import default_rules_dir, load_rules  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "recommend.json"
+K = 10
+COLUMNS = ("ndcg_at_10", "recall_at_10", "map_at_10", "coverage", "diversity", "novelty", "fit_s", "users_per_s")
+KEEP = ("users_per_s_local", "users_per_s_ray")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="few tuning steps / boosting rounds (smoke run)")
+    ap.add_argument("--save-model", type=Path, default=None, help="also save the tuned kgfusion model here")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--seed", type=int, default=13)
+    args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+
+    ratings, _ = read_ratings(DEFAULT_RATINGS)
+    items = catalogue(read_movies(DEFAULT_MOVIES))
+    history, target = split_by_time(ratings, frac=0.2)
+    users = sorted(set(target["userId"]))
+    titles = dict(zip(items["item_id"], items["title"], strict=True))
+    rows: list[tuple[str, dict]] = []
+
+    def run_baseline(name: str, model, **fit_kwargs) -> None:
+        t0 = time.perf_counter()
+        model.fit(history, **fit_kwargs)
+        fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        recs = model.recommend(users, k=K)
+        m = evaluate_lists(recs, target, history, items, K)
+        m.update(fit_s=fit_s, users_per_s=len(users) / (time.perf_counter() - t0))
+        rows.append((name, m))
+        print(f"{name:<26}" + "".join(f"{m[c]:>13.4f}" for c in COLUMNS), flush=True)
+
+    print(f"{'model':<26}" + "".join(f"{c:>13}" for c in COLUMNS), flush=True)
+    run_baseline("popularity", Popularity())
+    run_baseline("itemknn", ItemKNN(n_neighbors=100), titles=titles)
+    run_baseline("als", MatrixFactorization("als", seed=args.seed), titles=titles)
+    run_baseline("bpr", MatrixFactorization("bpr", factors=64, iterations=100, learning_rate=0.05,
+                                            regularization=0.01, seed=args.seed), titles=titles)
+    baselines = {n: m for n, m in rows}
+
+    graph = load_item_graph(DEFAULT_KG, items)
+    rule_files = sorted(default_rules_dir("recommend").glob("*.yaml"))
+    rules = load_rules(rule_files)
+    steps, rounds = (30, 100) if args.quick else (200, 300)
+    config = CandidateConfig(seed=args.seed)
+    timings: dict[str, float] = {}
+
+    def run_kgf(name: str, embeddings, apply_rules: bool = True):
+        t0 = time.perf_counter()
+        rec, m = fit_and_evaluate(ratings, items, graph, embeddings, rules, config=config, rounds=rounds,
+                                  seed=args.seed, apply_rules=apply_rules)
+        m["fit_s"] = time.perf_counter() - t0
+        rows.append((name, m))
+        print(f"{name:<26}" + "".join(f"{m[c]:>13.4f}" for c in COLUMNS), flush=True)
+        return rec, m
+
+    run_kgf("kgfusion-no-text", None)
+    from core.embed import Embedder
+
+    t0 = time.perf_counter()
+    untuned = item_embeddings(items, graph, Embedder("minilm", max_length=64))
+    timings["embed_untuned_s"] = time.perf_counter() - t0
+    run_kgf("kgfusion-untuned-encoder", untuned)
+    with tempfile.TemporaryDirectory(prefix="kgf-enc-") as work:
+        enc_dir = Path(work) / "encoder"
+        t0 = time.perf_counter()
+        embedder, tune_stats = tuned_encoder(items, graph, ratings, "minilm", steps=steps, seed=args.seed,
+                                             out_dir=enc_dir, progress=True)
+        timings["tune_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        tuned = item_embeddings(items, graph, embedder)
+        timings["embed_tuned_s"] = time.perf_counter() - t0
+        rec, main_m = run_kgf("kgfusion (tuned encoder)", tuned)
+        run_kgf("kgfusion-tuned-no-rules", tuned, apply_rules=False)
+        if args.save_model is not None:
+            t0 = time.perf_counter()
+            metrics = {k: float(v) for k, v in main_m.items()}
+            metrics.update(encoder_tuned=1.0, **{f"tune_{k}": float(v) for k, v in tune_stats.items()})
+            save_served(ratings, items, graph, tuned, config, rec.ranker, rule_files, args.save_model,
+                        metrics=metrics, encoder_dir=enc_dir,
+                        command="flock /work/runs/cpu.lock /work/venv/bin/python benchmarks/recommend.py "
+                                f"--save-model {args.save_model}",
+                        meta={"encoder": "minilm", "encoder_tuned": True, "seed": args.seed, "quick": args.quick})
+            timings["save_s"] = time.perf_counter() - t0
+            print(f"saved {args.save_model}", flush=True)
+
+    best_name = max(baselines, key=lambda n: baselines[n]["ndcg_at_10"])
+    best = baselines[best_name]["ndcg_at_10"]
+    results: dict = {}
+    if args.results.is_file():
+        old = json.loads(args.results.read_text(encoding="utf-8"))
+        results.update({k: old[k] for k in KEEP if k in old})
+    results.update({
+        "k": K, "users": len(users), "quick": args.quick,
+        "ndcg_at_10": round(main_m["ndcg_at_10"], 5), "coverage": round(main_m["coverage"], 5),
+        "best_baseline": best_name, "best_baseline_ndcg_at_10": round(best, 5),
+        "itemknn_coverage": round(baselines["itemknn"]["coverage"], 5),
+        "ndcg_gain_over_best_baseline": round(main_m["ndcg_at_10"] / best - 1.0, 5),
+        "target_met": bool(main_m["ndcg_at_10"] >= 1.1 * best
+                           and main_m["coverage"] >= baselines["itemknn"]["coverage"]),
+        "tune": {k: round(float(v), 5) for k, v in tune_stats.items()},
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "ranker_importance_gain": rec.ranker.info.get("importance_gain", {}),
+        "models": {n: {c: round(float(m[c]), 5) for c in (*COLUMNS, "candidate_recall") if c in m} for n, m in rows},
+        "primary": round(main_m["ndcg_at_10"], 5),
+        "total_s": round(time.perf_counter() - t_start, 1),
+    })
+    atomic_write_json(args.results, results)
+    print(f"kgfusion NDCG@10 {results['ndcg_at_10']:.4f} vs best baseline {best_name} {best:.4f} "
+          f"({results['ndcg_gain_over_best_baseline']:+.1%}); coverage {results['coverage']:.4f} vs item-kNN "
+          f"{results['itemknn_coverage']:.4f}; target met: {results['target_met']}")
+    print(f"wrote {args.results} in {results['total_s']:.0f}s")
+    return results
+
+
+if __name__ == "__main__":
+    main()
