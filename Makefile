@@ -7,7 +7,7 @@ KGF := $(VENV)/bin/kgfusion
 TORCH ?= torch==2.13.0
 EXTRAS ?= dev,onnx,hpo,ui,distributed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench ui clean
 
 install: $(VENV)/.installed
 
@@ -27,8 +27,12 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# every benchmark, one at a time (1.5-2 h on 2 cores), then the README results table
 bench: install
-	HF_HUB_OFFLINE=1 $(PY) benchmarks/core_speed.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/run_all.py
+
+ui: install
+	HF_HUB_OFFLINE=1 $(KGF) ui
 
 clean:
 	rm -rf $(VENV) build *.egg-info

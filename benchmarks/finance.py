@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.fileio import atomic_write_json  # noqa: E402
+
 FEED = ROOT / "data" / "datasets" / "stocknet" / "stocknet_raw_tweets.jsonl.gz"
 PRICES = ROOT / "data" / "datasets" / "stocknet" / "stocknet_prices_raw.csv.gz"
 BUNDLE = ROOT / "data" / "models" / "finsent-lora"
@@ -139,7 +141,10 @@ def monitor_speed(backend: str, limit: int) -> tuple[dict[str, float], object, s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--draw-links", action="store_true", help="Draw the linking sample and exit.")
-    ap.add_argument("--monitor-items", type=int, default=20000, help="Items of the StockNet feed to monitor.")
+    ap.add_argument("--monitor-items", type=int, default=0,
+                    help="Items of the StockNet feed to monitor (0 = the whole feed, ~96k items).")
+    ap.add_argument("--backends", default="onnx-int8,int8,fp32",
+                    help="Monitor backends to time, comma-separated; the first is the headline.")
     ap.add_argument("--skip-speed", action="store_true")
     args = ap.parse_args()
     if args.draw_links:
@@ -174,26 +179,45 @@ def main() -> None:
         "file; its changes (feed ticker only confirms, truncated cashtags skipped, NI ambiguous) were made "
         "after reading this sample, so it is optimistic")
     if not args.skip_speed:
-        int8, mon, db = monitor_speed("int8", args.monitor_items)
-        fp32, _, _ = monitor_speed("fp32", args.monitor_items)
-        res["monitor_items_per_s"] = int8["items_per_s"]
-        res["monitor_items_per_s_fp32"] = fp32["items_per_s"]
-        res["monitor_items_measured"] = int8["items"]
-        res["monitor_note"] = (f"first {args.monitor_items} items of StockNet's raw tweets (of 96,337 after "
-                               "de-duplication), end to end into a fresh DuckDB file, 2 shared CPU cores")
-        res["monitor_details"] = {"int8": int8, "fp32": fp32}
+        backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+        details, first = {}, None
+        for backend in backends:
+            details[backend], m, d = monitor_speed(backend, args.monitor_items or None)
+            print(f"monitor {backend}: {details[backend]['items_per_s']} items/s over {details[backend]['items']} items")
+            if first is None:
+                first, mon, db = backend, m, d
+        res["monitor_backend"] = first
+        res["monitor_items_per_s"] = details[first]["items_per_s"]
+        for backend, d in details.items():
+            res[f"monitor_items_per_s_{backend.replace('-', '_')}"] = d["items_per_s"]
+        if "fp32" in details:
+            res["monitor_speedup_vs_fp32"] = round(details[first]["items_per_s"] / details["fp32"]["items_per_s"], 2)
+        res["monitor_items_measured"] = details[first]["items"]
+        scope = f"first {args.monitor_items} items" if args.monitor_items else "the whole feed"
+        res["monitor_note"] = (f"{scope} of StockNet's raw tweets (96,337 items after de-duplication), end to end "
+                               "(read, score, link, store in a fresh DuckDB file, series and alerts), 2 CPU cores")
+        res["monitor_details"] = details
         from apps.finance.eventstudy import next_day_returns, read_prices, summarize
 
         alerts = mon.alerts(db, level="company")
         events = next_day_returns(alerts, read_prices(PRICES),
                                   lambda t: (c.uri if (c := mon.catalog.by_ticker.get(t)) else None))
         res["event_study"] = summarize(events) | {"company_alerts": len(alerts)}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(res, indent=2, sort_keys=True, default=str) + "\n")
+    full = ROOT / "benchmarks" / "results" / "finance_full_finetune.json"
+    if full.is_file():  # written by `kgfusion finance train --method full --json` (see the README)
+        fm = json.loads(full.read_text())["metrics"]
+        res["full_finetune"] = {k: fm[k] for k in ("phrasebank50_accuracy", "phrasebank_allagree_accuracy",
+                                                   "twitter_accuracy", "phrasebank50_macro_f1", "train_seconds")}
+        res["full_finetune"]["size_mb"] = 90.9
+        res["lora_minus_full_phrasebank50_points"] = round(100 * (res["phrasebank50_accuracy"]
+                                                                  - fm["phrasebank50_accuracy"]), 2)
+    atomic_write_json(RESULTS, json.loads(json.dumps(res, default=str)))
     keys = ["phrasebank50_accuracy", "phrasebank_allagree_accuracy", "twitter_accuracy", "macro_f1",
             "twitter_macro_f1", "fused_phrasebank50_accuracy", "fused_twitter_accuracy", "link_precision",
             "link_precision_current",
-            "monitor_items_per_s", "monitor_items_per_s_fp32", "monitor_items_measured"]
+            "onnx_int8_phrasebank50_accuracy", "lora_minus_full_phrasebank50_points", "monitor_backend",
+            "monitor_items_per_s", "monitor_items_per_s_int8", "monitor_items_per_s_fp32", "monitor_speedup_vs_fp32",
+            "monitor_items_measured"]
     print(f"{'metric':<34} value")
     for k in keys:
         if k in res:

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import json
+
+import benchmarks.run_all as run_all
+
+
+def test_table_reads_the_results_and_marks_missing_numbers(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_all, "RESULTS", tmp_path)
+    (tmp_path / "finance.json").write_text(json.dumps({"phrasebank50_accuracy": 0.8427, "monitor_items_per_s": 120.4}))
+    rows = {m: (ours, anchor) for _, m, ours, anchor, _ in run_all.table_rows()}
+    assert rows["PhraseBank 50-agree accuracy (own held-out split)"] == ("0.843", "FinBERT 0.86 (paper)")
+    assert rows["monitor end to end, items/s (int8 vs fp32, whole StockNet feed)"] == ("120.4", "fp32 n/a")
+    assert rows["NCBI-disease devel entity F1, model / fused with gazetteer"][0] == "n/a / n/a"
+
+
+def test_readme_table_is_replaced_between_the_markers_only(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{run_all.START}\nold table\n{run_all.END}\noutro\n")
+    table = run_all.render_table([("a", "m", "1", "2", "x")])
+    assert run_all.update_readme(table, readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old table" not in text
+    assert "| a | m | 1 | 2 | `benchmarks/results/x.json` |" in text
+    no_markers = tmp_path / "other.md"
+    no_markers.write_text("nothing here\n")
+    assert not run_all.update_readme(table, no_markers) and no_markers.read_text() == "nothing here\n"
