@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import BundleError
-from core.fileio import atomic_write_json, atomic_write_text, default_dir_mode, sha256_file
+from core.fileio import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
 
 FORMAT = "kgfusion-bundle"
 VERSION = 1
@@ -67,9 +66,7 @@ def save_bundle(
     from core.models import base_reference
 
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         # LoRA: peft writes the adapter plus modules_to_save (the head); full: the whole model.
         model.save_pretrained(tmp, safe_serialization=True)
         (tmp / "README.md").unlink(missing_ok=True)  # peft's template card; MODEL_CARD.md is ours
@@ -86,18 +83,6 @@ def save_bundle(
             labels=list(labels), max_length=max_length, name=name or out.name,
             created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), extra=extra or {},
         ))
-        tmp.chmod(default_dir_mode())
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -224,12 +224,11 @@ class CandidateGenerator:
         self.fitted = False
 
     # ------------------------------------------------------------------ fit
-    def fit(self, history: pd.DataFrame) -> CandidateGenerator:
-        """Fit every source on ``history`` (rows on movies outside the catalogue are ignored)."""
-        cfg = self.config
-        hist = history[history["movieId"].isin(self.item_row)]
-        if hist.empty:
-            raise DataError("history has no ratings on catalogue movies; check the ratings and movies files")
+    def _index_history(self, hist: pd.DataFrame) -> pd.DataFrame:
+        """Seen items, last timestamps, popularity and first-seen times from catalogue-only ratings.
+
+        Shared by fit() and restore(); returns the history sorted by user, time, movie.
+        """
         hist = hist.sort_values(["userId", "timestamp", "movieId"], kind="mergesort")
         n_items = len(self.items)
         col = hist["movieId"].map(self.item_row).to_numpy()
@@ -244,6 +243,16 @@ class CandidateGenerator:
         self.first_ts = np.full(n_items, np.nan)
         self.first_ts[[self.item_row[int(i)] for i in first.index]] = first.to_numpy(dtype=np.float64)
         self.pop_order = np.lexsort((self.items["item_id"].to_numpy(), -self.pop))
+        return hist
+
+    def fit(self, history: pd.DataFrame) -> CandidateGenerator:
+        """Fit every source on ``history`` (rows on movies outside the catalogue are ignored)."""
+        cfg = self.config
+        hist = history[history["movieId"].isin(self.item_row)]
+        if hist.empty:
+            raise DataError("history has no ratings on catalogue movies; check the ratings and movies files")
+        hist = self._index_history(hist)
+        n_items = len(self.items)
         # kNN in catalogue coordinates
         knn = ItemKNN(n_neighbors=cfg.knn_neighbors).fit(hist)
         assert knn._items is not None and knn._nbr_idx is not None and knn._nbr_sim is not None
@@ -434,19 +443,7 @@ class CandidateGenerator:
     def restore(self, arrays: Mapping[str, np.ndarray], history: pd.DataFrame) -> CandidateGenerator:
         """Rebuild a fitted generator from ``state()`` arrays and the history it was fitted on."""
         n_items = len(self.items)
-        hist = history[history["movieId"].isin(self.item_row)].sort_values(
-            ["userId", "timestamp", "movieId"], kind="mergesort")
-        col = hist["movieId"].map(self.item_row).to_numpy()
-        self.seen = {int(u): col[idx] for u, idx in hist.groupby("userId", sort=True).indices.items()}
-        self.last_ts = hist.groupby("userId")["timestamp"].max().to_dict()
-        users_per_item = hist.drop_duplicates(["userId", "movieId"]).groupby("movieId").size()
-        self.pop = np.zeros(n_items, dtype=np.float64)
-        self.pop[[self.item_row[int(i)] for i in users_per_item.index]] = users_per_item.to_numpy()
-        self._ts_key = np.sort(col.astype(np.int64) * (1 << 32) + hist["timestamp"].to_numpy(dtype=np.int64))
-        first = hist.groupby("movieId")["timestamp"].min()
-        self.first_ts = np.full(n_items, np.nan)
-        self.first_ts[[self.item_row[int(i)] for i in first.index]] = first.to_numpy(dtype=np.float64)
-        self.pop_order = np.lexsort((self.items["item_id"].to_numpy(), -self.pop))
+        self._index_history(history[history["movieId"].isin(self.item_row)])
         self.knn = sparse.csr_matrix((arrays["knn_data"], arrays["knn_indices"], arrays["knn_indptr"]),
                                      shape=(n_items, n_items))
         self.mf_items = np.asarray(arrays["mf_items"], dtype=np.float32)

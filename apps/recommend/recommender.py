@@ -42,7 +42,7 @@ from apps.recommend.explain import (
 from apps.recommend.metrics import evaluate
 from apps.recommend.ranker import Ranker, label_candidates
 from core.errors import BundleError, DataError
-from core.fileio import atomic_write_json, atomic_write_text, default_dir_mode, sha256_file
+from core.fileio import atomic_directory, atomic_write_json, atomic_write_text, default_dir_mode, sha256_file
 from knowledge.fusion import apply_business_rules
 from knowledge.rules import RuleBase, default_rules_dir, load_rules, rule_to_dict
 
@@ -182,9 +182,7 @@ class Recommender:
              encoder_dir: str | Path | None = None) -> Path:
         """Write the model directory atomically (temp dir beside it, then swapped in)."""
         out = Path(out_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+        with atomic_directory(out) as tmp:
             arrays = tmp / "arrays"
             arrays.mkdir()
             for name, arr in self.generator.state().items():
@@ -210,18 +208,6 @@ class Recommender:
                 "candidate_config": self.generator.config.to_dict(), "meta": meta, "files": files})
             for p in tmp.rglob("*"):  # mkstemp/peft write 0600 files; give everything the usual permissions
                 p.chmod(default_dir_mode() if p.is_dir() else default_dir_mode() & 0o666)
-            tmp.chmod(default_dir_mode())
-            if out.exists():
-                old = out.with_name(f".{out.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                out.rename(old)
-                tmp.rename(out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return out
 
 
