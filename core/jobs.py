@@ -223,11 +223,23 @@ def _find_data_file(recorded: str, bundle_dir: Path) -> Path:
     raise DataError(f"the bundle's training file {recorded} was not found; pass --data")
 
 
+def metric_text(metrics: dict[str, Any], key: str) -> str:
+    """A metric as 4 decimals for model cards, or "n/a" when it was not measured."""
+    v = metrics.get(key)
+    return f"{v:.4f}" if isinstance(v, float) else "n/a"
+
+
+def method_text(config: TrainConfig) -> str:
+    """How the encoder was adapted, for model cards: LoRA rank and targets, or full fine-tuning."""
+    if config.method == "lora":
+        return f"LoRA r={config.lora_r} on {','.join(config.lora_targets)} + full classifier head"
+    return "full fine-tune"
+
+
 def model_card(name: str, config: TrainConfig, labels: list[str], data: dict[str, Any],
                metrics: dict[str, Any], spec: DataSpec, command: str) -> str:
     def fmt(key: str) -> str:
-        v = metrics.get(key)
-        return f"{v:.4f}" if isinstance(v, float) else "n/a"
+        return metric_text(metrics, key)
 
     primary = "accuracy / macro-F1" if config.task == "sequence" else "entity F1 (strict IOB2)"
     dev_line = (f"| dev | {fmt('dev_accuracy')} | {fmt('dev_macro_f1')} |" if config.task == "sequence"

@@ -177,12 +177,12 @@ def evaluate_medical(bundle_dir: str | Path, devel_path: str | Path, backend: st
 
 
 def model_card(name: str, config: TrainConfig, data: dict[str, Any], metrics: dict[str, Any], command: str) -> str:
-    def f(key: str) -> str:
-        v = metrics.get(key)
-        return f"{v:.4f}" if isinstance(v, float) else "n/a"
+    from core.jobs import method_text, metric_text
 
-    method = (f"LoRA r={config.lora_r} on {','.join(config.lora_targets)} + full classifier head"
-              if config.method == "lora" else "full fine-tune")
+    def f(key: str) -> str:
+        return metric_text(metrics, key)
+
+    method = method_text(config)
     ds = data["dataset"]
     sizes = data["split"]["sizes"]
     rows = []
