@@ -251,7 +251,7 @@ def model_card(name: str, config: TrainConfig, labels: list[str], data: dict[str
 {spec.description or 'A kgfusion model bundle.'}
 
 - Task: {config.task} classification; labels: {', '.join(labels)}
-- Base: {config.base} ({'LoRA adapter r=' + str(config.lora_r) + ' on ' + ','.join(config.lora_targets) + ' + full classifier head' if config.method == 'lora' else 'full fine-tune'})
+- Base: {config.base} ({method_text(config)})
 - Training: {config.epochs} epochs max, batch {config.batch_size}, lr {config.learning_rate}, max_length {config.max_length}, seed {config.seed}, early stopping patience {config.patience}; {metrics.get('train_steps')} steps in {metrics.get('train_seconds')} s on {platform.machine()} CPU
 
 ## Data
