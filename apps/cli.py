@@ -15,7 +15,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "kg": ("apps.kg.cli:group", "Build and query the knowledge graphs; link mentions to entities."),
     "finance": ("apps.finance.cli:group", "Financial sentiment monitoring: score, link, aggregate, alert."),
     "medical": ("apps.medical.cli:group", "Clinical notes -> coded disease/drug mentions with ConText and KG links."),
+    "recommend": ("apps.recommend.cli:group", "Movie recommendations with explanations: train, evaluate, batch-score."),
     "demo": ("apps.demo:demo", "Run the shipped demo end to end and print the results."),
+    "ui": ("apps.ui.cli:ui", "Start the Streamlit suite: home, finance, medical, recommend, models, knowledge."),
 }
 
 
