@@ -138,6 +138,25 @@ def monitor_speed(backend: str, limit: int) -> tuple[dict[str, float], object, s
             mon, str(db))
 
 
+def monitor_from_db(backend: str, db: str) -> tuple[dict[str, float], object, str]:
+    """The same numbers as monitor_speed, read back from a finished run's summary in its database."""
+    from apps.finance.pipeline import FinanceMonitor
+    from apps.finance.store import FinanceStore
+
+    with FinanceStore(db, read_only=True) as store:
+        run = store.runs().iloc[-1]
+    summary = json.loads(run["summary"])
+    if run["backend"] != backend:
+        sys.exit(f"{db}: written with backend {run['backend']}, not {backend}")
+    mon = FinanceMonitor.from_paths(BUNDLE, backend=backend, progress=False)
+    return ({"items": summary["items"], "seconds": summary["seconds"],
+             "items_per_s": round(summary["items"] / summary["seconds"], 1),
+             "score_link_store_items_per_s": summary["items_per_s"], "load_seconds": None,
+             "stages": summary["stage_seconds"], "alerts": summary["alerts"], "rejected": summary["rejected"],
+             "linked_items": summary["linked_items"], "run_id": run["run_id"], "finished": str(run["finished"])},
+            mon, db)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--draw-links", action="store_true", help="Draw the linking sample and exit.")
@@ -146,6 +165,9 @@ def main() -> None:
     ap.add_argument("--backends", default="onnx-int8,int8,fp32",
                     help="Monitor backends to time, comma-separated; the first is the headline.")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--from-dbs", default="",
+                    help="backend=PATH,...: read the monitor numbers from finished runs' databases "
+                         "(e.g. after the report step failed) instead of monitoring again")
     args = ap.parse_args()
     if args.draw_links:
         draw_links()
@@ -181,8 +203,12 @@ def main() -> None:
     if not args.skip_speed:
         backends = [b.strip() for b in args.backends.split(",") if b.strip()]
         details, first = {}, None
+        reuse = dict(pair.split("=", 1) for pair in args.from_dbs.split(",") if pair)
         for backend in backends:
-            details[backend], m, d = monitor_speed(backend, args.monitor_items or None)
+            if backend in reuse:
+                details[backend], m, d = monitor_from_db(backend, reuse[backend])
+            else:
+                details[backend], m, d = monitor_speed(backend, args.monitor_items or None)
             print(f"monitor {backend}: {details[backend]['items_per_s']} items/s over {details[backend]['items']} items")
             if first is None:
                 first, mon, db = backend, m, d
@@ -205,7 +231,8 @@ def main() -> None:
         res["event_study"] = summarize(events) | {"company_alerts": len(alerts)}
     full = ROOT / "benchmarks" / "results" / "finance_full_finetune.json"
     if full.is_file():  # written by `kgfusion finance train --method full --json` (see the README)
-        fm = json.loads(full.read_text())["metrics"]
+        fm = json.loads(full.read_text())
+        fm = fm.get("metrics", fm)  # the --json output of `finance train` or the bundle's metrics.json
         res["full_finetune"] = {k: fm[k] for k in ("phrasebank50_accuracy", "phrasebank_allagree_accuracy",
                                                    "twitter_accuracy", "phrasebank50_macro_f1", "train_seconds")}
         res["full_finetune"]["size_mb"] = 90.9
