@@ -571,7 +571,8 @@ def apply_business_rules(
             age = max(0.0, ref - float(v))
             factor = 1.0 + rule.amount * 0.5 ** (age / rule.half_life)
             out.append(RankedItem(it.item, _scale(it.score, factor), (*it.evidence, Evidence(
-                "rule", rule.id, f"freshness x{factor:.3f} ({rule.time_field}={v:g}, age {age:g})", weight=factor))))
+                "rule", rule.id, f"freshness x{factor:.3f} ({rule.time_field}={v:g}, {age:g} older than {ref:g}, "
+                f"the newest {rule.time_field} among the candidates)", weight=factor))))
         items = out
     items = sorted(items, key=lambda it: -it.score)  # stable: ties keep input order
     for rule in (r for r in rules if r.action == "cap"):
