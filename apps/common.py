@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from core.errors import KgfusionError
+
 
 def repo_data_dir() -> Path:
     """The data/ folder: $KGFUSION_DATA if set, else the one beside the installed packages."""
@@ -24,3 +26,13 @@ def emit(obj: Any, as_json: bool, text: str | None = None) -> None:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+class DomainGroup(click.Group):
+    """A Click group whose domain errors print as one line with exit code 1, also when run on its own."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KgfusionError as exc:
+            raise click.ClickException(str(exc)) from exc

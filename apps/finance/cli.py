@@ -7,21 +7,12 @@ from typing import Any
 
 import click
 
-from apps.common import emit, json_option, repo_data_dir
-from core.errors import KgfusionError
+from apps.common import DomainGroup, emit, json_option, repo_data_dir
 
 BACKEND = click.Choice(["fp32", "int8", "onnx-int8"])
 
 
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context):
-        try:  # domain errors print as one line with exit code 1 (also when this group runs on its own)
-            return super().invoke(ctx)
-        except KgfusionError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-
-@click.group("finance", cls=_Group)
+@click.group("finance", cls=DomainGroup)
 def group() -> None:
     """Financial sentiment monitoring: which companies turn negative, when, and why."""
 

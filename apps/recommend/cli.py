@@ -5,19 +5,10 @@ from pathlib import Path
 
 import click
 
-from apps.common import emit, json_option, repo_data_dir
-from core.errors import KgfusionError
+from apps.common import DomainGroup, emit, json_option, repo_data_dir
 
 
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context):
-        try:  # domain errors print as one line with exit code 1 (also when this group runs on its own)
-            return super().invoke(ctx)
-        except KgfusionError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-
-@click.group("recommend", cls=_Group)
+@click.group("recommend", cls=DomainGroup)
 def group() -> None:
     """Movie recommendations (MovieLens): train, evaluate against baselines, batch-score users."""
 
