@@ -6,7 +6,7 @@ import pytest
 from apps.recommend.data import read_movies, read_ratings
 from apps.recommend.mf import MatrixFactorization
 from core.errors import ConfigError
-from tests.apps.recommend.test_candidates import write_dataset
+from tests.apps.recommend.synthetic import write_dataset
 
 
 @pytest.fixture(scope="module")

@@ -8,31 +8,23 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from apps.recommend.candidates import CandidateConfig, ItemGraph
-from apps.recommend.data import read_movies, read_ratings
-from apps.recommend.item_text import embed_items, item_texts
+from apps.recommend.candidates import CandidateConfig
 from apps.recommend.model_cli import evaluate, train
 from apps.recommend.recommender import (
     FRAME_COLUMNS,
-    catalogue,
     fit_and_evaluate,
     load_recommender,
     train_recommender,
 )
 from core.errors import BundleError, DataError
 from knowledge.rules import default_rules_dir, load_rules
-from tests.apps.recommend.test_candidates import keyword_encoder, make_kg, write_dataset
+from tests.apps.recommend.synthetic import synthetic_data
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ml-rec")
-    ml = write_dataset(root)
-    kg = make_kg(root, root / "movies.ttl")
-    ratings, _ = read_ratings(ml / "ratings.csv")
-    items = catalogue(read_movies(ml / "movies.csv"))
-    graph = ItemGraph.from_kg(kg, items["item_id"].tolist())
-    emb = embed_items(keyword_encoder(), item_texts(items))
+    d = synthetic_data(tmp_path_factory.mktemp("ml-rec"))
+    root, ml, ratings, items, graph, emb = d["root"], d["ml"], d["ratings"], d["items"], d["graph"], d["emb"]
     rules = load_rules(sorted(default_rules_dir("recommend").glob("*.yaml")))
     rec, metrics = fit_and_evaluate(ratings, items, graph, emb, rules, config=CandidateConfig(per_source=10),
                                     rounds=20, seed=1)
