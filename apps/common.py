@@ -17,6 +17,12 @@ def repo_data_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[1] / "data"
 
 
+def results_dir() -> Path:
+    """benchmarks/results: $KGFUSION_RESULTS if set, else the repository's folder."""
+    env = os.environ.get("KGFUSION_RESULTS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
 def emit(obj: Any, as_json: bool, text: str | None = None) -> None:
     """Print machine-readable JSON with --json, else the human text."""
     if as_json:

@@ -5,7 +5,7 @@ import time
 
 import click
 
-from apps.common import repo_data_dir
+from apps.common import repo_data_dir, results_dir
 
 SENTIMENT_BUNDLE = "models/finsent-phrasebank-lora"
 EXAMPLES = [
@@ -61,7 +61,7 @@ def recommend_demo(quick: bool) -> None:
         source = f"re-measured now, {metrics['users_per_s']:.0f} users/s"
     click.echo(f"validation (last 20% of each user's ratings), {source}: NDCG@10 {metrics['ndcg_at_10']:.4f}, "
                f"Recall@10 {metrics['recall_at_10']:.4f}, coverage {metrics['coverage']:.4f}")
-    baselines = repo_data_dir().parent / "benchmarks" / "results" / "recommend.json"
+    baselines = results_dir() / "recommend.json"
     if baselines.is_file():
         b = json.loads(baselines.read_text())
         click.echo(f"best baseline ({b['best_baseline']}) NDCG@10 {b['best_baseline_ndcg_at_10']:.4f}: "

@@ -16,13 +16,12 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from apps.common import repo_data_dir
+from apps.common import repo_data_dir, results_dir
 from apps.recommend.batch import DEFAULT_LOADER, load_scorer
 
-REPO = Path(__file__).resolve().parents[2]
 MODEL = Path(os.environ.get("KGFUSION_RECOMMEND_MODEL", repo_data_dir() / "models" / "recommender-movielens"))
 KG_PATH = Path(os.environ.get("KGFUSION_RECOMMEND_KG", repo_data_dir() / "kg" / "movies.ttl"))
-RESULTS = Path(os.environ.get("KGFUSION_RECOMMEND_RESULTS", REPO / "benchmarks" / "results" / "recommend.json"))
+RESULTS = Path(os.environ.get("KGFUSION_RECOMMEND_RESULTS", results_dir() / "recommend.json"))
 LOADER = os.environ.get("KGFUSION_RECOMMEND_LOADER", DEFAULT_LOADER)
 NEW_USER = "New user (cold start)"
 METRICS = ("ndcg_at_10", "recall_at_10", "map_at_10", "precision_at_10", "hit_rate_at_10", "coverage",

@@ -9,13 +9,11 @@ A broken file never stops a page: it is reported in a ``problems`` list instead.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
 # Dev-set metric shown first for a bundle, in order of preference.
 PRIMARY_KEYS = ("dev_macro_f1", "dev_f1", "dev_accuracy", "test_macro_f1", "devel_f1")
 # A variant's columns in core_speed.json: "<variant>_<metric>".
@@ -98,12 +96,6 @@ class BundleInfo:
                 "labels": len(self.labels), "max_length": self.max_length, "size_mb": round(self.size_mb, 1),
                 "onnx_int8": self.onnx_int8, "metric": primary[0] if primary else "",
                 "value": round(primary[1], 4) if primary else None, "created": self.created}
-
-
-def results_dir() -> Path:
-    """benchmarks/results: $KGFUSION_RESULTS if set, else the repository's folder."""
-    env = os.environ.get("KGFUSION_RESULTS")
-    return Path(env) if env else REPO / "benchmarks" / "results"
 
 
 def flat_numbers(obj: dict[str, Any]) -> dict[str, float]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from apps.common import repo_data_dir
-from apps.ui.catalog import headlines, list_bundles, load_results, results_dir
+from apps.common import repo_data_dir, results_dir
+from apps.ui.catalog import headlines, list_bundles, load_results
 from apps.ui.pages import make_pages, page_specs
 
 st.title("kgfusion")
