@@ -7,17 +7,17 @@ import warnings
 
 import click
 
-from core.errors import KgfusionError
+from kgfusion.core.errors import KgfusionError
 
 # name -> "module:attribute" of a click.Group; each app owns its own cli module.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "model": ("apps.model.cli:group", "Train, evaluate, quantize, compress and serve encoders."),
-    "kg": ("apps.kg.cli:group", "Build and query the knowledge graphs; link mentions to entities."),
-    "finance": ("apps.finance.cli:group", "Financial sentiment monitoring: score, link, aggregate, alert."),
-    "medical": ("apps.medical.cli:group", "Clinical notes -> coded disease/drug mentions with ConText and KG links."),
-    "recommend": ("apps.recommend.cli:group", "Movie recommendations with explanations: train, evaluate, batch-score."),
-    "demo": ("apps.demo:demo", "Run the shipped demo end to end and print the results."),
-    "ui": ("apps.ui.cli:ui", "Start the Streamlit suite: home, finance, medical, recommend, models, knowledge."),
+    "model": ("kgfusion.apps.model.cli:group", "Train, evaluate, quantize, compress and serve encoders."),
+    "kg": ("kgfusion.apps.kg.cli:group", "Build and query the knowledge graphs; link mentions to entities."),
+    "finance": ("kgfusion.apps.finance.cli:group", "Financial sentiment monitoring: score, link, aggregate, alert."),
+    "medical": ("kgfusion.apps.medical.cli:group", "Clinical notes -> coded disease/drug mentions with ConText and KG links."),
+    "recommend": ("kgfusion.apps.recommend.cli:group", "Movie recommendations with explanations: train, evaluate, batch-score."),
+    "demo": ("kgfusion.apps.demo:demo", "Run the shipped demo end to end and print the results."),
+    "ui": ("kgfusion.apps.ui.cli:ui", "Start the Streamlit suite: home, finance, medical, recommend, models, knowledge."),
 }
 
 

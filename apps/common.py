@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from core.errors import KgfusionError
+from kgfusion.core.errors import KgfusionError
 
 
 def repo_data_dir() -> Path:

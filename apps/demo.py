@@ -5,7 +5,7 @@ import time
 
 import click
 
-from apps.common import repo_data_dir, results_dir
+from kgfusion.apps.common import repo_data_dir, results_dir
 
 SENTIMENT_BUNDLE = "models/finsent-phrasebank-lora"
 EXAMPLES = [
@@ -35,7 +35,7 @@ def demo(ctx: click.Context, quick: bool, feed_items: int) -> None:
 
 def medical_demo() -> None:
     """NER + ConText + KG linking on the sample notes written for the repo (data/notes)."""
-    from apps.medical.demo import demo_summary, format_summary
+    from kgfusion.apps.medical.demo import demo_summary, format_summary
 
     notes = repo_data_dir() / "notes"
     click.secho(f"\n== Clinical notes: {notes} (NER, ConText attributes, Disease Ontology / DrugBank links)", bold=True)
@@ -47,7 +47,7 @@ def recommend_demo(quick: bool) -> None:
     """The shipped MovieLens recommender: its validation metrics, then top picks with explanations."""
     import json
 
-    from apps.recommend.recommender import evaluate_recommender, load_recommender
+    from kgfusion.apps.recommend.recommender import evaluate_recommender, load_recommender
 
     model_dir = repo_data_dir() / "models" / "recommender-movielens"
     click.secho(f"\n== Recommendations: {model_dir.name} (MovieLens small, KG + text + collaborative)", bold=True)
@@ -83,7 +83,7 @@ def finance_demo(ctx: click.Context, limit: int) -> None:
     """
     from pathlib import Path
 
-    from apps.finance.cli import monitor
+    from kgfusion.apps.finance.cli import monitor
 
     db = Path("runs") / "finance.duckdb"
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -93,10 +93,10 @@ def finance_demo(ctx: click.Context, limit: int) -> None:
 
 def sentiment_demo(quick: bool) -> None:
     """The shipped PhraseBank sentiment bundle on its held-out split, fp32 and int8."""
-    from core.bundle import load_bundle
-    from core.evaluate import format_report
-    from core.jobs import bundle_split, evaluate_predictor
-    from core.predict import Predictor
+    from kgfusion.core.bundle import load_bundle
+    from kgfusion.core.evaluate import format_report
+    from kgfusion.core.jobs import bundle_split, evaluate_predictor
+    from kgfusion.core.predict import Predictor
 
     data = repo_data_dir()
     bundle = data / SENTIMENT_BUNDLE

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,16 +18,15 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from core.bundle import load_bundle  # noqa: E402
-from core.compress import distill, make_student  # noqa: E402
-from core.evaluate import classification_metrics  # noqa: E402
-from core.fileio import atomic_write_json  # noqa: E402
-from core.jobs import bundle_split  # noqa: E402
-from core.measure import format_rows  # noqa: E402
-from core.predict import Predictor  # noqa: E402
-from core.quantize import export_onnx, model_size_mb, quantize_onnx_int8  # noqa: E402
+from kgfusion.core.bundle import load_bundle  # noqa: E402
+from kgfusion.core.compress import distill, make_student  # noqa: E402
+from kgfusion.core.evaluate import classification_metrics  # noqa: E402
+from kgfusion.core.fileio import atomic_write_json  # noqa: E402
+from kgfusion.core.jobs import bundle_split  # noqa: E402
+from kgfusion.core.measure import format_rows  # noqa: E402
+from kgfusion.core.predict import Predictor  # noqa: E402
+from kgfusion.core.quantize import export_onnx, model_size_mb, quantize_onnx_int8  # noqa: E402
 
 
 class PipelineBaseline:

@@ -27,9 +27,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from knowledge.textnorm import normalize_xref  # noqa: E402
+from kgfusion.knowledge.textnorm import normalize_xref  # noqa: E402
 
 HNSW_M = 32
 EF_GRID = (64, 128, 256, 512)
@@ -60,14 +59,14 @@ def read_ncbi(path: Path) -> list[Mention]:
 
 
 def load_disease_records(graph_path: Path, datasets: Path):
-    from knowledge import vocab
+    from kgfusion.knowledge import vocab
 
     if graph_path.is_file():
-        from knowledge.graph import KnowledgeGraph
+        from kgfusion.knowledge.graph import KnowledgeGraph
 
         kg, source = KnowledgeGraph.load(graph_path), str(graph_path)
     else:
-        from knowledge.builders.medical import build_medical_graph
+        from kgfusion.knowledge.builders.medical import build_medical_graph
 
         kg, source = build_medical_graph(datasets), f"build_medical_graph({datasets})"
     return kg.entity_records(types=[vocab.DISEASE]), source
@@ -133,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--errors", type=Path, default=None, help="Write the wrong no-alias top-1 links here (TSV).")
     args = ap.parse_args(argv)
 
-    from core.embed import Embedder
-    from knowledge.index import EntityIndex
-    from knowledge.linker import Linker
+    from kgfusion.core.embed import Embedder
+    from kgfusion.knowledge.index import EntityIndex
+    from kgfusion.knowledge.linker import Linker
 
     ncbi = args.datasets / "ncbi_disease"
     devel = read_ncbi(ncbi / "NCBIdevelopset_corpus.txt")

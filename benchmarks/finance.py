@@ -24,9 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from core.fileio import atomic_write_json  # noqa: E402
+from kgfusion.core.fileio import atomic_write_json  # noqa: E402
 
 FEED = ROOT / "data" / "datasets" / "stocknet" / "stocknet_raw_tweets.jsonl.gz"
 PRICES = ROOT / "data" / "datasets" / "stocknet" / "stocknet_prices_raw.csv.gz"
@@ -47,11 +46,11 @@ HEADER = """# Linking precision sample for kgfusion finance (benchmarks/finance.
 
 
 def draw_links(n: int = 200) -> Path:
-    from apps.finance.config import FinanceConfig
-    from apps.finance.ingest import read_feed
-    from apps.finance.linking import CompanyCatalog, CompanyLinker
-    from knowledge.graph import KnowledgeGraph
-    from knowledge.rules import load_domain_rules
+    from kgfusion.apps.finance.config import FinanceConfig
+    from kgfusion.apps.finance.ingest import read_feed
+    from kgfusion.apps.finance.linking import CompanyCatalog, CompanyLinker
+    from kgfusion.knowledge.graph import KnowledgeGraph
+    from kgfusion.knowledge.rules import load_domain_rules
 
     cfg = FinanceConfig()
     feed = read_feed(FEED, cfg)
@@ -92,16 +91,16 @@ def relink_precision(path: Path = ANNOTATIONS) -> dict[str, float]:
 
     Links the current linker makes that the file does not judge are counted as ``links_unjudged``.
     """
-    from apps.finance.config import FinanceConfig
-    from apps.finance.linking import CompanyCatalog, CompanyLinker
-    from knowledge.graph import KnowledgeGraph
-    from knowledge.rules import load_domain_rules
+    from kgfusion.apps.finance.config import FinanceConfig
+    from kgfusion.apps.finance.linking import CompanyCatalog, CompanyLinker
+    from kgfusion.knowledge.graph import KnowledgeGraph
+    from kgfusion.knowledge.rules import load_domain_rules
 
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if not ln.startswith("#")]
     rows = list(csv.DictReader(lines))
     gold = {(r["item_id"], r["ticker"]): r["correct"] for r in rows if r["correct"] in ("0", "1")}
     texts = {}
-    from apps.finance.ingest import read_feed
+    from kgfusion.apps.finance.ingest import read_feed
 
     wanted = {r["item_id"] for r in rows}
     cfg = FinanceConfig()
@@ -124,7 +123,7 @@ def relink_precision(path: Path = ANNOTATIONS) -> dict[str, float]:
 
 
 def monitor_speed(backend: str, limit: int) -> tuple[dict[str, float], object, str]:
-    from apps.finance.pipeline import FinanceMonitor
+    from kgfusion.apps.finance.pipeline import FinanceMonitor
 
     work = Path(tempfile.mkdtemp(prefix="kgf-finance-bench-"))
     db = work / f"{backend}.duckdb"
@@ -140,8 +139,8 @@ def monitor_speed(backend: str, limit: int) -> tuple[dict[str, float], object, s
 
 def monitor_from_db(backend: str, db: str) -> tuple[dict[str, float], object, str]:
     """The same numbers as monitor_speed, read back from a finished run's summary in its database."""
-    from apps.finance.pipeline import FinanceMonitor
-    from apps.finance.store import FinanceStore
+    from kgfusion.apps.finance.pipeline import FinanceMonitor
+    from kgfusion.apps.finance.store import FinanceStore
 
     with FinanceStore(db, read_only=True) as store:
         run = store.runs().iloc[-1]
@@ -175,7 +174,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    from apps.finance.train import FinanceData, evaluate_finsent
+    from kgfusion.apps.finance.train import FinanceData, evaluate_finsent
 
     res: dict[str, object] = {}
     t0 = time.perf_counter()
@@ -223,7 +222,7 @@ def main() -> None:
         res["monitor_note"] = (f"{scope} of StockNet's raw tweets (96,337 items after de-duplication), end to end "
                                "(read, score, link, store in a fresh DuckDB file, series and alerts), 2 CPU cores")
         res["monitor_details"] = details
-        from apps.finance.eventstudy import next_day_returns, read_prices, summarize
+        from kgfusion.apps.finance.eventstudy import next_day_returns, read_prices, summarize
 
         alerts = mon.alerts(db, level="company")
         events = next_day_returns(alerts, read_prices(PRICES),

@@ -24,23 +24,21 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from apps.medical.config import MedicalConfig  # noqa: E402
-from apps.medical.extract import ClinicalExtractor, build_extractor  # noqa: E402
-from apps.medical.linking import normalize_xref  # noqa: E402
-from apps.medical.readers import NoteInput, read_notes  # noqa: E402
-from apps.medical.train import PUBLISHED, evaluate_devel  # noqa: E402
-from core.data import read_conll  # noqa: E402
-from core.evaluate import entity_metrics  # noqa: E402
-from core.fileio import atomic_write_json  # noqa: E402
-from core.predict import Predictor  # noqa: E402
+from kgfusion.apps.medical.config import MedicalConfig  # noqa: E402
+from kgfusion.apps.medical.extract import ClinicalExtractor, build_extractor  # noqa: E402
+from kgfusion.apps.medical.linking import normalize_xref  # noqa: E402
+from kgfusion.apps.medical.readers import NoteInput, read_notes  # noqa: E402
+from kgfusion.apps.medical.train import PUBLISHED, evaluate_devel  # noqa: E402
+from kgfusion.core.data import read_conll  # noqa: E402
+from kgfusion.core.evaluate import entity_metrics  # noqa: E402
+from kgfusion.core.fileio import atomic_write_json  # noqa: E402
+from kgfusion.core.predict import Predictor  # noqa: E402
 
 ATTRS = ("negated", "possible", "historical", "family", "hypothetical")
 
@@ -186,8 +184,8 @@ def context_results(engine, details: dict) -> dict:
 
 def only_context(out_path: Path) -> int:
     """Re-run the ConText part alone and update its keys in ``out_path`` (other keys kept)."""
-    from knowledge.context import ConTextEngine
-    from knowledge.rules import load_domain_rules
+    from kgfusion.knowledge.context import ConTextEngine
+    from kgfusion.knowledge.rules import load_domain_rules
 
     old = json.loads(out_path.read_text(encoding="utf-8")) if out_path.is_file() else {}
     details = old.get("details", {})

@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from apps.recommend.baselines import ItemKNN, Popularity  # noqa: E402
-from apps.recommend.candidates import CandidateConfig  # noqa: E402
-from apps.recommend.data import read_movies, read_ratings, split_by_time  # noqa: E402
-from apps.recommend.mf import MatrixFactorization  # noqa: E402
-from apps.recommend.recommender import (  # noqa: E402
+from kgfusion.apps.recommend.baselines import ItemKNN, Popularity  # noqa: E402
+from kgfusion.apps.recommend.candidates import CandidateConfig  # noqa: E402
+from kgfusion.apps.recommend.data import read_movies, read_ratings, split_by_time  # noqa: E402
+from kgfusion.apps.recommend.mf import MatrixFactorization  # noqa: E402
+from kgfusion.apps.recommend.recommender import (  # noqa: E402
     DEFAULT_KG,
     DEFAULT_MOVIES,
     DEFAULT_RATINGS,
@@ -39,8 +37,8 @@ from apps.recommend.recommender import (  # noqa: E402
     save_served,
     tuned_encoder,
 )
-from core.fileio import atomic_write_json  # noqa: E402
-from knowledge.rules import default_rules_dir, load_rules  # noqa: E402
+from kgfusion.core.fileio import atomic_write_json  # noqa: E402
+from kgfusion.knowledge.rules import default_rules_dir, load_rules  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "recommend.json"
 K = 10
@@ -100,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
         return rec, m
 
     run_kgf("kgfusion-no-text", None)
-    from core.embed import Embedder
+    from kgfusion.core.embed import Embedder
 
     t0 = time.perf_counter()
     untuned = item_embeddings(items, graph, Embedder("minilm", max_length=64))

@@ -10,17 +10,15 @@ users_per_s times ``recommend`` alone (fit time is reported separately), single 
 """
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from apps.recommend.baselines import ItemKNN, Popularity  # noqa: E402
-from apps.recommend.data import read_movies, read_ratings, split_by_time, split_stats, to_sets  # noqa: E402
-from apps.recommend.metrics import evaluate  # noqa: E402
-from core.fileio import atomic_write_json  # noqa: E402
+from kgfusion.apps.recommend.baselines import ItemKNN, Popularity  # noqa: E402
+from kgfusion.apps.recommend.data import read_movies, read_ratings, split_by_time, split_stats, to_sets  # noqa: E402
+from kgfusion.apps.recommend.metrics import evaluate  # noqa: E402
+from kgfusion.core.fileio import atomic_write_json  # noqa: E402
 
 DATA = ROOT / "data" / "datasets" / "movielens_small"
 RESULTS = ROOT / "benchmarks" / "results" / "recommend_baselines.json"

@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from apps.recommend.batch import DEFAULT_LOADER, DEFAULT_SHARD_SIZE, score_users  # noqa: E402
-from core.fileio import atomic_write_json  # noqa: E402
+from kgfusion.apps.recommend.batch import DEFAULT_LOADER, DEFAULT_SHARD_SIZE, score_users  # noqa: E402
+from kgfusion.core.fileio import atomic_write_json  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "recommend.json"
 MODEL = ROOT / "data" / "models" / "recommender-movielens"

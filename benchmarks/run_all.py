@@ -120,7 +120,7 @@ def update_readme(table: str, readme: Path = README, write: Callable[[Path, str]
     _, tail = rest.split(END, 1)
     new = f"{head}{START}\n{table}\n{END}{tail}"
     if write is None:
-        from core.fileio import atomic_write_text
+        from kgfusion.core.fileio import atomic_write_text
 
         write = atomic_write_text
     write(readme, new)
@@ -132,7 +132,6 @@ def main() -> None:
     ap.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     ap.add_argument("--table-only", action="store_true", help="do not run anything; rebuild the README table")
     args = ap.parse_args()
-    sys.path.insert(0, str(ROOT))
     if not args.table_only:
         names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
         unknown = [n for n in names if n not in BENCHMARKS]

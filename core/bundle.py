@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from core.errors import BundleError
-from core.fileio import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
+from kgfusion.core.errors import BundleError
+from kgfusion.core.fileio import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
 
 FORMAT = "kgfusion-bundle"
 VERSION = 1
@@ -63,7 +63,7 @@ def save_bundle(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write a bundle atomically: built in a temp dir beside ``out_dir``, then swapped in."""
-    from core.models import base_reference
+    from kgfusion.core.models import base_reference
 
     out = Path(out_dir)
     with atomic_directory(out) as tmp:
@@ -195,7 +195,7 @@ def load_bundle(bundle_dir: str | Path, merge_lora: bool = True, verify: bool = 
         if manifest.method == "lora":
             from peft import PeftModel
 
-            from core.models import load_base
+            from kgfusion.core.models import load_base
 
             base, _ = load_base(manifest.base, task=manifest.task, labels=manifest.labels)
             model = PeftModel.from_pretrained(base, bundle_dir)

@@ -16,9 +16,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from core.batching import bucketed_batches, length_sorted_batches, pad_batch
-from core.errors import ConfigError, DataError
-from core.optim import linear_schedule
+from kgfusion.core.batching import bucketed_batches, length_sorted_batches, pad_batch
+from kgfusion.core.errors import ConfigError, DataError
+from kgfusion.core.optim import linear_schedule
 
 __all__ = ["distill", "magnitude_prune", "make_student", "student_layer_map"]
 

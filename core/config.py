@@ -7,7 +7,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from core.errors import ConfigError
+from kgfusion.core.errors import ConfigError
 
 
 class ConfigBase:

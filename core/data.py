@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Literal, TypeVar
 
-from core.errors import DataError
+from kgfusion.core.errors import DataError
 
 TextFormat = Literal["auto", "csv", "jsonl", "phrasebank"]
 
@@ -350,7 +350,7 @@ def label_counts(examples: Iterable) -> dict[str, int]:
 
 def write_rejects(rejects: Sequence[Reject], path: str | Path) -> Path:
     """Write rejects as CSV (source,row,reason,raw) atomically."""
-    from core.fileio import atomic_write_text
+    from kgfusion.core.fileio import atomic_write_text
 
     buf = io.StringIO()
     writer = csv.writer(buf)

@@ -30,7 +30,7 @@ class Embedder:
     ) -> None:
         import torch
 
-        from core.models import base_reference, load_base
+        from kgfusion.core.models import base_reference, load_base
 
         # Recorded by indexes built with this encoder, so a different model forces a rebuild.
         self.name = base_reference(model_name_or_path) if model is None else type(model).__name__

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from core.batching import bucketed_batches, length_sorted_batches, pad_batch
-from core.config import ConfigBase, check_range
-from core.data import TextExample, TokenExample
-from core.errors import ConfigError, DataError
-from core.evaluate import classification_metrics, entity_metrics
-from core.optim import linear_schedule
+from kgfusion.core.batching import bucketed_batches, length_sorted_batches, pad_batch
+from kgfusion.core.config import ConfigBase, check_range
+from kgfusion.core.data import TextExample, TokenExample
+from kgfusion.core.errors import ConfigError, DataError
+from kgfusion.core.evaluate import classification_metrics, entity_metrics
+from kgfusion.core.optim import linear_schedule
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def infer_labels(task: Task, examples: Sequence) -> list[str]:
 
 def build_model(config: TrainConfig, labels: list[str]):
     """Base encoder with a fresh head; wrapped by peft when ``method='lora'`` (head kept in full)."""
-    from core.models import load_base
+    from kgfusion.core.models import load_base
 
     model, tokenizer = load_base(config.base, task=config.task, labels=labels)
     if config.method == "lora":

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import ConfigError, missing_extra
-from core.finetune import TrainConfig, train
+from kgfusion.core.errors import ConfigError, missing_extra
+from kgfusion.core.finetune import TrainConfig, train
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from core.bundle import save_bundle, sha256_file
-from core.data import (
+from kgfusion.core.bundle import save_bundle, sha256_file
+from kgfusion.core.data import (
     Reject,
     TextExample,
     TokenExample,
@@ -25,9 +25,9 @@ from core.data import (
     split_stratified,
     write_rejects,
 )
-from core.errors import DataError
-from core.evaluate import classification_metrics, entity_metrics
-from core.finetune import TrainConfig, train
+from kgfusion.core.errors import DataError
+from kgfusion.core.evaluate import classification_metrics, entity_metrics
+from kgfusion.core.finetune import TrainConfig, train
 
 SplitName = Literal["train", "dev", "test", "all"]
 
@@ -121,7 +121,7 @@ def train_bundle(config: TrainConfig, spec: DataSpec, out_dir: str | Path, name:
 
 
 def _evaluate_model(task, model, tokenizer, labels, examples, max_length) -> dict[str, Any]:
-    from core.predict import Predictor
+    from kgfusion.core.predict import Predictor
 
     predictor = Predictor(model, tokenizer, labels, task, max_length=max(max_length, 128))
     return evaluate_predictor(predictor, examples)
@@ -161,7 +161,7 @@ def _spans_to_tags(word_spans: list[tuple[int, int]], spans) -> list[str]:
 def evaluate_bundle(bundle_dir: str | Path, spec: DataSpec | None = None, split: SplitName = "test",
                     backend: str = "fp32") -> dict[str, Any]:
     """Evaluate a bundle on a file; ``split`` picks rows recorded at training (default: held-out test)."""
-    from core.predict import Predictor
+    from kgfusion.core.predict import Predictor
 
     bundle_dir = Path(bundle_dir)
     predictor = Predictor.from_bundle(bundle_dir, backend=backend)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ def time_call(fn: Callable[[], Any], repeats: int = 1) -> tuple[Any, float]:
 
 def measure_predictor(name: str, predictor, examples: Sequence, size_mb: float, repeats: int = 1) -> dict[str, Any]:
     """Quality (accuracy/macro-F1 or entity F1) and items/s of one Predictor on ``examples``."""
-    from core.jobs import evaluate_predictor
+    from kgfusion.core.jobs import evaluate_predictor
 
     evaluate_predictor(predictor, examples[:8])  # warm-up: first calls pay for allocation and graph setup
     metrics, seconds = time_call(lambda: evaluate_predictor(predictor, examples), repeats)

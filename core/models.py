@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from core.errors import ModelNotFoundError
+from kgfusion.core.errors import ModelNotFoundError
 
 DEFAULT_BASE = "minilm"
 Task = Literal["sequence", "token", "embedding"]

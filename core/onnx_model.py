@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import BundleError, ConfigError, DataError, ModelNotFoundError, missing_extra
+from kgfusion.core.errors import BundleError, ConfigError, DataError, ModelNotFoundError, missing_extra
 
 
 def import_onnxruntime():

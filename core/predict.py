@@ -17,8 +17,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from core.batching import length_sorted_batches, pad_batch
-from core.errors import BundleError, ConfigError
+from kgfusion.core.batching import length_sorted_batches, pad_batch
+from kgfusion.core.errors import BundleError, ConfigError
 
 Backend = Literal["fp32", "int8", "onnx-int8"]
 BACKENDS: tuple[str, ...] = ("fp32", "int8", "onnx-int8")
@@ -78,7 +78,7 @@ class Predictor:
         self.stride = stride
         self._input_names = ["input_ids", "attention_mask", "token_type_ids"]
         if backend == "onnx-int8":
-            from core.quantize import OnnxModel
+            from kgfusion.core.quantize import OnnxModel
 
             if onnx_path is None or not Path(onnx_path).is_file():
                 raise BundleError(
@@ -89,7 +89,7 @@ class Predictor:
         else:
             model = model.eval()
             if backend == "int8":
-                from core.quantize import quantize_dynamic_int8
+                from kgfusion.core.quantize import quantize_dynamic_int8
 
                 model = quantize_dynamic_int8(model)
             self.model = model
@@ -97,13 +97,13 @@ class Predictor:
 
     @classmethod
     def from_bundle(cls, bundle_dir: str | Path, backend: Backend = "fp32", **kwargs) -> Predictor:
-        from core.bundle import ONNX_INT8, load_bundle, read_manifest
+        from kgfusion.core.bundle import ONNX_INT8, load_bundle, read_manifest
 
         bundle_dir = Path(bundle_dir)
         if backend == "onnx-int8":
             from transformers import AutoTokenizer
 
-            from core.bundle import verify_bundle
+            from kgfusion.core.bundle import verify_bundle
 
             manifest = verify_bundle(bundle_dir)
             tokenizer = AutoTokenizer.from_pretrained(bundle_dir, trust_remote_code=False)

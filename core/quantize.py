@@ -24,9 +24,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from core.errors import BundleError, ConfigError, KgfusionError, ModelNotFoundError, missing_extra
-from core.fileio import atomic_write_bytes
-from core.onnx_model import OnnxModel, import_onnxruntime
+from kgfusion.core.errors import BundleError, ConfigError, KgfusionError, ModelNotFoundError, missing_extra
+from kgfusion.core.fileio import atomic_write_bytes
+from kgfusion.core.onnx_model import OnnxModel, import_onnxruntime
 
 __all__ = [
     "OnnxModel",

@@ -21,9 +21,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import DataError
-from knowledge.fusion import Evidence
-from knowledge.rules import (
+from kgfusion.core.errors import DataError
+from kgfusion.knowledge.fusion import Evidence
+from kgfusion.knowledge.rules import (
     ATTRIBUTES,
     CATEGORY_ATTRIBUTE,
     ContextRule,
@@ -33,7 +33,7 @@ from knowledge.rules import (
     select_longest,
     tokenize,
 )
-from knowledge.sections import Section, SectionDetector
+from kgfusion.knowledge.sections import Section, SectionDetector
 
 # Words that end with "." without ending a sentence (compared lower-case, without the final dot).
 ABBREVIATIONS = frozenset({

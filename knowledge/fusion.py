@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
-from core.errors import ConfigError, DataError
-from knowledge.rules import (
+from kgfusion.core.errors import ConfigError, DataError
+from kgfusion.knowledge.rules import (
     BusinessRule,
     LexiconTerm,
     PatternRule,
@@ -289,7 +289,7 @@ def _expand(type_ref: str) -> str:
     """CURIE ("schema:Corporation") -> full URI with the project prefixes; URIs pass through."""
     if "://" in type_ref or ":" not in type_ref:
         return type_ref
-    from knowledge.vocab import PREFIXES  # lazy: rdflib is only needed when constraints are checked
+    from kgfusion.knowledge.vocab import PREFIXES  # lazy: rdflib is only needed when constraints are checked
 
     prefix, _, local = type_ref.partition(":")
     ns = PREFIXES.get(prefix)

@@ -17,10 +17,10 @@ from rdflib.namespace import RDF, RDFS, SKOS, XSD
 from rdflib.plugins.parsers.notation3 import BadSyntax
 from rdflib.term import Node
 
-from core.errors import KgfusionError
-from knowledge.records import EntityRecord
-from knowledge.sparql import SparqlError, parse_read_only
-from knowledge.vocab import ALL_PREFIXES, KGF, bind_prefixes
+from kgfusion.core.errors import KgfusionError
+from kgfusion.knowledge.records import EntityRecord
+from kgfusion.knowledge.sparql import SparqlError, parse_read_only
+from kgfusion.knowledge.vocab import ALL_PREFIXES, KGF, bind_prefixes
 
 Direction = TypingLiteral["out", "in", "both"]
 Hop = tuple[str, str, str]

@@ -26,9 +26,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from core.errors import ConfigError, KgfusionError
-from core.fileio import atomic_write_bytes, sha256_file
-from knowledge.records import EntityRecord
+from kgfusion.core.errors import ConfigError, KgfusionError
+from kgfusion.core.fileio import atomic_write_bytes, sha256_file
+from kgfusion.knowledge.records import EntityRecord
 
 IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
 KINDS = ("auto", "flat", "hnsw", "ivf")

@@ -22,10 +22,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from core.errors import ConfigError
-from knowledge.index import EntityIndex, EntityIndexError
-from knowledge.records import EntityRecord
-from knowledge.textnorm import best_ngram_similarity, name_keys
+from kgfusion.core.errors import ConfigError
+from kgfusion.knowledge.index import EntityIndex, EntityIndexError
+from kgfusion.knowledge.records import EntityRecord
+from kgfusion.knowledge.textnorm import best_ngram_similarity, name_keys
 
 MatchKind = Literal["exact", "normalized", "ngram", "embedding", "none"]
 COMBINE = ("max", "weighted")

@@ -19,7 +19,7 @@ out-of-range values, empty and malformed files raise RuleError naming the file, 
 
 Packaged defaults live in ``data/rules/<domain>/`` (``load_domain_rules``). The medical ConText rules
 are converted from the shipped medspaCy/NegEx/pyConTextNLP lists by
-``python -m knowledge.rules convert-context data/datasets/context_rules data/rules/medical/context.yaml``.
+``python -m kgfusion.knowledge.rules convert-context data/datasets/context_rules data/rules/medical/context.yaml``.
 """
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin,
 
 import yaml
 
-from core.errors import KgfusionError
-from core.fileio import atomic_write_text
+from kgfusion.core.errors import KgfusionError
+from kgfusion.core.fileio import atomic_write_text
 
 CONTEXT_CATEGORIES = (
     "NEGATED_EXISTENCE", "POSSIBLE_EXISTENCE", "HISTORICAL", "FAMILY", "HYPOTHETICAL", "TERMINATE", "PSEUDO",
@@ -1055,7 +1055,7 @@ def _token_key(phrase: str) -> tuple[str, ...]:
 
 CONTEXT_YAML_HEADER = """\
 # ConText modifier rules for clinical notes (kind: context), GENERATED - do not edit by hand.
-# Regenerate: python -m knowledge.rules convert-context data/datasets/context_rules data/rules/medical/context.yaml
+# Regenerate: python -m kgfusion.knowledge.rules convert-context data/datasets/context_rules data/rules/medical/context.yaml
 # Sources (see data/datasets/context_rules/SOURCE.txt):
 #   medspaCy resources/en/context_rules.json, MIT License, Copyright (c) 2020 medspacy
 #     (token patterns translated to regexes; ids ctx.medspacy.*)
@@ -1082,8 +1082,8 @@ def write_rules_yaml(path: str | Path, kind: str, rules: Sequence[Mapping[str, A
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m knowledge.rules convert-context SRC_DIR OUT.yaml`` | ``check PATH...``."""
-    parser = argparse.ArgumentParser(prog="python -m knowledge.rules")
+    """``python -m kgfusion.knowledge.rules convert-context SRC_DIR OUT.yaml`` | ``check PATH...``."""
+    parser = argparse.ArgumentParser(prog="python -m kgfusion.knowledge.rules")
     sub = parser.add_subparsers(dest="command", required=True)
     conv = sub.add_parser("convert-context", help="convert the shipped ConText lists to a kgfusion rule file")
     conv.add_argument("src_dir")

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from knowledge.rules import RuleBase, SectionRule
+from kgfusion.knowledge.rules import RuleBase, SectionRule
 
 
 @dataclass(frozen=True)

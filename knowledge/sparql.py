@@ -8,7 +8,7 @@ from pyparsing import ParseBaseException
 from rdflib.plugins.sparql import prepareQuery
 from rdflib.plugins.sparql.sparql import Query
 
-from core.errors import KgfusionError
+from kgfusion.core.errors import KgfusionError
 
 READ_FORMS = ("SELECT", "ASK", "CONSTRUCT", "DESCRIBE")
 # Update operations, plus clauses that would make rdflib fetch remote data (SERVICE, FROM <url>).

@@ -19,7 +19,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    from core.models import make_tiny_model_dir
+    from kgfusion.core.models import make_tiny_model_dir
 
     return str(make_tiny_model_dir(tmp_path_factory.mktemp("tiny-bert")))
 
@@ -31,7 +31,7 @@ NEU = ["the company", "the quarter", "a year", "the market", "eur million"]
 
 def make_sentiment_examples(n_per_class: int = 30, seed: int = 0):
     """Keyword-determined sentiment sentences: learnable by a tiny model in a few steps."""
-    from core.data import TextExample
+    from kgfusion.core.data import TextExample
 
     rng = random.Random(seed)
     rows = []
@@ -44,7 +44,7 @@ def make_sentiment_examples(n_per_class: int = 30, seed: int = 0):
 
 def make_ner_examples(n: int = 60, seed: int = 0):
     """Sentences where 'cancer'/'syndrome' words are Disease entities."""
-    from core.data import TokenExample
+    from kgfusion.core.data import TokenExample
 
     rng = random.Random(seed)
     out = []

@@ -201,8 +201,8 @@ def recorded_transformers_calls(monkeypatch):
 
 
 def test_model_loading_never_passes_trust_remote_code(recorded_transformers_calls, tiny_model_dir, tmp_path):
-    from core.bundle import load_bundle, save_bundle
-    from core.models import load_base
+    from kgfusion.core.bundle import load_bundle, save_bundle
+    from kgfusion.core.models import load_base
 
     for task in ("embedding", "sequence", "token"):
         model, tokenizer = load_base(tiny_model_dir, task=task, labels=["a", "b"])
@@ -218,8 +218,8 @@ def test_model_loading_never_passes_trust_remote_code(recorded_transformers_call
 
 def test_load_base_refuses_a_model_that_asks_for_remote_code(tiny_model_dir, tmp_path):
     """A config with auto_map pointing at a local .py is never imported: loading fails instead."""
-    from core.errors import KgfusionError
-    from core.models import load_base
+    from kgfusion.core.errors import KgfusionError
+    from kgfusion.core.models import load_base
 
     evil = tmp_path / "evil-model"
     shutil.copytree(tiny_model_dir, evil)
@@ -238,7 +238,7 @@ def test_load_base_refuses_a_model_that_asks_for_remote_code(tiny_model_dir, tmp
 
 
 def test_load_base_refuses_remote_code_without_asking(tiny_model_dir, tmp_path, monkeypatch):
-    from core.models import load_base
+    from kgfusion.core.models import load_base
 
     evil = tmp_path / "evil-model"
     shutil.copytree(tiny_model_dir, evil)

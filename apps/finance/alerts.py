@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from apps.finance.config import FinanceConfig
+from kgfusion.apps.finance.config import FinanceConfig
 
 ALERT_COLUMNS = ["level", "entity", "name", "period", "z", "volume", "negative_share", "baseline_share",
                  "spread", "mean_score", "history"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from apps.common import DomainGroup, emit, json_option, repo_data_dir
+from kgfusion.apps.common import DomainGroup, emit, json_option, repo_data_dir
 
 BACKEND = click.Choice(["fp32", "int8", "onnx-int8"])
 
@@ -60,7 +60,7 @@ def model_options(f):
 
 def build_config(ctx: click.Context, **kw: Any):
     """FinanceConfig from --config (if any) overridden by options the user gave explicitly."""
-    from apps.finance.config import FinanceConfig
+    from kgfusion.apps.finance.config import FinanceConfig
 
     base = FinanceConfig.load(kw.pop("config_path")) if kw.get("config_path") else FinanceConfig()
     kw.pop("config_path", None)
@@ -82,7 +82,7 @@ def _config(ctx, text_col, time_col, id_col, source_col, ticker_col, resolution,
 
 
 def _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet):
-    from apps.finance.pipeline import FinanceMonitor
+    from kgfusion.apps.finance.pipeline import FinanceMonitor
 
     bundle = Path(bundle) if bundle else default_bundle()
     if not bundle.is_dir():
@@ -94,7 +94,7 @@ def _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet):
 
 def write_table(frame, path: str | Path) -> Path:
     """Write a frame atomically as CSV, Parquet or JSONL by the file extension."""
-    from core.fileio import atomic_write
+    from kgfusion.core.fileio import atomic_write
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -135,9 +135,9 @@ def _records(frame) -> list[dict[str, Any]]:
 @json_option
 def train(method, out_dir, epochs, batch_size, max_length, lr, max_steps, seed, base, data_dir, no_onnx, quiet, as_json):
     """Rebuild the sentiment bundle: MiniLM (LoRA or full) on PhraseBank 50-agree + Twitter Financial News."""
-    from apps.finance.train import FinanceData, train_finsent
-    from apps.model.cli import rebuild_command
-    from core.finetune import TrainConfig
+    from kgfusion.apps.finance.train import FinanceData, train_finsent
+    from kgfusion.apps.model.cli import rebuild_command
+    from kgfusion.core.finetune import TrainConfig
 
     data = FinanceData.default(data_dir or repo_data_dir())
     data.seed = seed
@@ -163,7 +163,7 @@ def train(method, out_dir, epochs, batch_size, max_length, lr, max_steps, seed, 
 @json_option
 def evaluate(bundle, backend, data_dir, with_rules, as_json):
     """Accuracy / macro-F1 on the held-out PhraseBank 50-agree, its all-agree subset and Twitter test sets."""
-    from apps.finance.train import FinanceData, evaluate_finsent
+    from kgfusion.apps.finance.train import FinanceData, evaluate_finsent
 
     bundle = Path(bundle) if bundle else default_bundle()
     result = evaluate_finsent(bundle, FinanceData.default(data_dir or repo_data_dir()), backend=backend,
@@ -189,8 +189,8 @@ def evaluate(bundle, backend, data_dir, with_rules, as_json):
 def score(ctx, file, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume, z_threshold,
           config_path, bundle, backend, kg_path, rule_paths, fuzzy_names, quiet, out, rejects_path, limit, as_json):
     """Score and link the items of FILE (no database): label, score = P(pos) - P(neg), companies, evidence."""
-    from apps.finance.ingest import read_feed
-    from core.data import write_rejects
+    from kgfusion.apps.finance.ingest import read_feed
+    from kgfusion.core.data import write_rejects
 
     cfg = _config(ctx, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume,
                   z_threshold, config_path, fuzzy_names)
@@ -276,8 +276,8 @@ def _alert_lines(alerts: list[dict[str, Any]]) -> str:
 def alerts(ctx, db, resolution, window, min_volume, z_threshold, config_path, top, level, entity, prices, kg_path,
            out, as_json):
     """Negative-sentiment spikes in --db (robust z of the negative share), with their top evidence items."""
-    from apps.finance.pipeline import alerts_from_store
-    from apps.finance.store import FinanceStore
+    from kgfusion.apps.finance.pipeline import alerts_from_store
+    from kgfusion.apps.finance.store import FinanceStore
 
     cfg = build_config(ctx, resolution=resolution, window=window, min_volume=min_volume, z_threshold=z_threshold,
                        config_path=config_path)
@@ -301,9 +301,9 @@ def alerts(ctx, db, resolution, window, min_volume, z_threshold, config_path, to
 
 
 def _event_study(table, prices, kg_path, cfg) -> dict[str, Any]:
-    from apps.finance.eventstudy import next_day_returns, read_prices, summarize
-    from apps.finance.linking import CompanyCatalog
-    from knowledge.graph import KnowledgeGraph
+    from kgfusion.apps.finance.eventstudy import next_day_returns, read_prices, summarize
+    from kgfusion.apps.finance.linking import CompanyCatalog
+    from kgfusion.knowledge.graph import KnowledgeGraph
 
     catalog = CompanyCatalog.from_graph(KnowledgeGraph.load(kg_path or repo_data_dir() / "kg" / "finance.ttl"), cfg)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from core.config import ConfigBase, check_range
-from core.errors import ConfigError
+from kgfusion.core.config import ConfigBase, check_range
+from kgfusion.core.errors import ConfigError
 
 # Column names tried, in order, when a column option is left empty ("" = auto-detect).
 AUTO_COLUMNS: dict[str, tuple[str, ...]] = {

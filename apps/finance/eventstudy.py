@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.errors import DataError
+from kgfusion.core.errors import DataError
 
 
 def read_prices(path: str | Path) -> pd.DataFrame:

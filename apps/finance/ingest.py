@@ -23,9 +23,9 @@ from typing import Any
 
 import pandas as pd
 
-from apps.finance.config import AUTO_COLUMNS, FinanceConfig
-from core.data import Reject
-from core.errors import DataError
+from kgfusion.apps.finance.config import AUTO_COLUMNS, FinanceConfig
+from kgfusion.core.data import Reject
+from kgfusion.core.errors import DataError
 
 _FLAGS = {"text": "--text-col", "time": "--time-col", "id": "--id-col", "source": "--source-col",
           "ticker": "--ticker-col"}

@@ -2,7 +2,7 @@
 
 Order of evidence (best first): a cashtag ($AAPL); a company name or alias from the KG (case-sensitive,
 whole words; "weak" names that are common words only count next to the company's ticker); an upper-case
-ticker token; a fuzzy name through ``knowledge.linker.Linker`` (optional). Tickers listed in
+ticker token; a fuzzy name through ``kgfusion.knowledge.linker.Linker`` (optional). Tickers listed in
 ambiguous_tickers.yaml (ALL, IT, ON ...) link only with a cashtag or the company's name in the item;
 bare tickers are not trusted in mostly upper-case text; a cashtag cut off by a retweet ("$C…") is
 skipped. The feed's own ticker column is a hint used per ``ticker_hint`` (default ``confirm``: it can
@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from apps.finance.config import FinanceConfig
-from knowledge.graph import KnowledgeGraph
-from knowledge.rules import AmbiguousTicker, RuleBase, ambiguous_tickers
+from kgfusion.apps.finance.config import FinanceConfig
+from kgfusion.knowledge.graph import KnowledgeGraph
+from kgfusion.knowledge.rules import AmbiguousTicker, RuleBase, ambiguous_tickers
 
 MATCH_PRIORITY = {"cashtag": 0, "name": 1, "ticker": 2, "fuzzy": 3, "feed_hint": 4}
 _CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:[.\-][A-Za-z]{1,2})?)(?![\w])")

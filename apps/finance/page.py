@@ -15,14 +15,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from apps.common import repo_data_dir
-from apps.finance.config import FinanceConfig
-from apps.finance.linking import neighbourhood
-from apps.finance.pipeline import alerts_from_store
-from apps.finance.scoring import highlight_html
-from apps.finance.store import FinanceStore, kpis
-from apps.finance.timeseries import build_series
-from core.errors import KgfusionError
+from kgfusion.apps.common import repo_data_dir
+from kgfusion.apps.finance.config import FinanceConfig
+from kgfusion.apps.finance.linking import neighbourhood
+from kgfusion.apps.finance.pipeline import alerts_from_store
+from kgfusion.apps.finance.scoring import highlight_html
+from kgfusion.apps.finance.store import FinanceStore, kpis
+from kgfusion.apps.finance.timeseries import build_series
+from kgfusion.core.errors import KgfusionError
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DB = Path(os.environ.get("KGFUSION_FINANCE_DB", REPO / "runs" / "finance.duckdb"))
@@ -32,14 +32,14 @@ BUNDLE = Path(os.environ.get("KGFUSION_FINANCE_BUNDLE", repo_data_dir() / "model
 
 @st.cache_resource
 def load_graph(path: str):
-    from knowledge.graph import KnowledgeGraph
+    from kgfusion.knowledge.graph import KnowledgeGraph
 
     return KnowledgeGraph.load(path)
 
 
 @st.cache_resource
 def load_monitor(bundle: str, backend: str):
-    from apps.finance.pipeline import FinanceMonitor
+    from kgfusion.apps.finance.pipeline import FinanceMonitor
 
     return FinanceMonitor.from_paths(bundle, backend=backend, kg_path=KG_PATH, progress=False)
 

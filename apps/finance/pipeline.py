@@ -19,15 +19,15 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from apps.finance.alerts import detect_alerts, top_evidence
-from apps.finance.config import FinanceConfig
-from apps.finance.ingest import Item, content_key, item_id, read_feed
-from apps.finance.linking import CompanyCatalog, CompanyLinker, Mention
-from apps.finance.scoring import ScoredItem, SentimentScorer
-from apps.finance.store import FinanceStore
-from apps.finance.timeseries import build_series, entity_rows
-from core.data import write_rejects
-from core.errors import ConfigError
+from kgfusion.apps.finance.alerts import detect_alerts, top_evidence
+from kgfusion.apps.finance.config import FinanceConfig
+from kgfusion.apps.finance.ingest import Item, content_key, item_id, read_feed
+from kgfusion.apps.finance.linking import CompanyCatalog, CompanyLinker, Mention
+from kgfusion.apps.finance.scoring import ScoredItem, SentimentScorer
+from kgfusion.apps.finance.store import FinanceStore
+from kgfusion.apps.finance.timeseries import build_series, entity_rows
+from kgfusion.core.data import write_rejects
+from kgfusion.core.errors import ConfigError
 
 CHUNK = 2048  # items scored, linked and written per step (a crash loses at most one chunk)
 CHUNK_ENV = "KGFUSION_FINANCE_CHUNK"  # overrides CHUNK, e.g. small chunks for the kill-and-resume test
@@ -88,10 +88,10 @@ class FinanceMonitor:
                    kg_path: str | Path | None = None, rule_paths: Sequence[str | Path] = (),
                    fuzzy_linker: bool = False, progress: bool = True) -> FinanceMonitor:
         """Load the bundle, the finance KG and rule base (packaged defaults + ``rule_paths``)."""
-        from apps.common import repo_data_dir
-        from core.predict import Predictor
-        from knowledge.graph import KnowledgeGraph
-        from knowledge.rules import load_domain_rules
+        from kgfusion.apps.common import repo_data_dir
+        from kgfusion.core.predict import Predictor
+        from kgfusion.knowledge.graph import KnowledgeGraph
+        from kgfusion.knowledge.rules import load_domain_rules
 
         config = config or FinanceConfig()
         graph = KnowledgeGraph.load(kg_path or repo_data_dir() / "kg" / "finance.ttl")
@@ -246,10 +246,10 @@ def _jsonable(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def build_fuzzy_linker(graph):
-    """knowledge.linker.Linker over the KG's companies (EntityIndex with the packaged MiniLM encoder)."""
-    from core.embed import Embedder
-    from knowledge.index import EntityIndex
-    from knowledge.linker import Linker
+    """kgfusion.knowledge.linker.Linker over the KG's companies (EntityIndex with the packaged MiniLM encoder)."""
+    from kgfusion.core.embed import Embedder
+    from kgfusion.knowledge.index import EntityIndex
+    from kgfusion.knowledge.linker import Linker
 
     records = graph.entity_records(["schema:Corporation"])
     return Linker(EntityIndex(records, Embedder()), records, threshold=0.85)

@@ -16,10 +16,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from apps.finance.config import FinanceConfig
-from core.errors import ConfigError
-from knowledge.fusion import Decision, FusionConfig, LexiconScorer, find_overrides, fuse_log_linear
-from knowledge.rules import PatternRule, RuleBase
+from kgfusion.apps.finance.config import FinanceConfig
+from kgfusion.core.errors import ConfigError
+from kgfusion.knowledge.fusion import Decision, FusionConfig, LexiconScorer, find_overrides, fuse_log_linear
+from kgfusion.knowledge.rules import PatternRule, RuleBase
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9$\"'(])")
 SENTIMENT_LABELS = ("negative", "neutral", "positive")

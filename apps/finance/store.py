@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.errors import DataError, KgfusionError
+from kgfusion.core.errors import DataError, KgfusionError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.bundle import ONNX_INT8, add_file_to_bundle, save_bundle, sha256_file
-from core.data import (
+from kgfusion.core.bundle import ONNX_INT8, add_file_to_bundle, save_bundle, sha256_file
+from kgfusion.core.data import (
     TextExample,
     deduplicate,
     label_counts,
@@ -25,8 +25,8 @@ from core.data import (
     read_text_classification,
     split_stratified,
 )
-from core.errors import DataError
-from core.finetune import TrainConfig
+from kgfusion.core.errors import DataError
+from kgfusion.core.finetune import TrainConfig
 
 TWITTER_LABELS = {"0": "negative", "1": "positive", "2": "neutral"}
 FINBERT_PUBLISHED = {"phrasebank50_accuracy": 0.86, "phrasebank_allagree_accuracy": 0.97}
@@ -95,7 +95,7 @@ def load_finance_splits(data: FinanceData) -> FinanceSplits:
 
 def evaluate_tests(predictor, tests: dict[str, Sequence[TextExample]]) -> dict[str, dict[str, Any]]:
     """Accuracy / macro-F1 (and per-class report) of a Predictor on each held-out set."""
-    from core.jobs import evaluate_predictor
+    from kgfusion.core.jobs import evaluate_predictor
 
     return {name: evaluate_predictor(predictor, list(exs)) for name, exs in tests.items() if exs}
 
@@ -112,8 +112,8 @@ def headline(results: dict[str, dict[str, Any]]) -> dict[str, float]:
 def train_finsent(config: TrainConfig, data: FinanceData, out_dir: str | Path, *, progress: bool = True,
                   command: Sequence[str] | None = None, onnx: bool = True) -> dict[str, Any]:
     """Train, evaluate on the three held-out sets, save the bundle (+ ONNX int8 when available)."""
-    from core.finetune import train
-    from core.predict import Predictor
+    from kgfusion.core.finetune import train
+    from kgfusion.core.predict import Predictor
 
     splits = load_finance_splits(data)
     if not config.labels:
@@ -154,10 +154,10 @@ def export_onnx_int8(bundle_dir: str | Path) -> str:
     import tempfile
 
     try:
-        from core.quantize import export_onnx, quantize_onnx_int8
+        from kgfusion.core.quantize import export_onnx, quantize_onnx_int8
     except ImportError as exc:
         return f"skipped: core.quantize has no ONNX export ({exc})"
-    from core.bundle import load_bundle
+    from kgfusion.core.bundle import load_bundle
 
     loaded = load_bundle(bundle_dir)
     with tempfile.TemporaryDirectory(dir=Path(bundle_dir).parent) as work:
@@ -168,7 +168,7 @@ def export_onnx_int8(bundle_dir: str | Path) -> str:
 
 
 def model_card(name: str, config: TrainConfig, data: dict[str, Any], metrics: dict[str, Any], command: str) -> str:
-    from core.jobs import method_text, metric_text
+    from kgfusion.core.jobs import method_text, metric_text
 
     def f(key: str) -> str:
         return metric_text(metrics, key)
@@ -222,10 +222,10 @@ def evaluate_finsent(bundle_dir: str | Path, data: FinanceData, *, backend: str 
                      with_rules: bool = True, config: Any = None) -> dict[str, Any]:
     """Re-create the bundle's held-out test sets (seed from data.json, checked against split.json) and
     report the model's metrics, plus the model fused with the finance rules (``with_rules``)."""
-    from apps.finance.scoring import SentimentScorer
-    from core.evaluate import classification_metrics
-    from core.predict import Predictor
-    from knowledge.rules import load_domain_rules
+    from kgfusion.apps.finance.scoring import SentimentScorer
+    from kgfusion.core.evaluate import classification_metrics
+    from kgfusion.core.predict import Predictor
+    from kgfusion.knowledge.rules import load_domain_rules
 
     bundle_dir = Path(bundle_dir)
     info_file = bundle_dir / "data.json"

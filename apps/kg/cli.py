@@ -15,11 +15,11 @@ from typing import Any
 import click
 from rdflib import URIRef
 
-from apps.common import emit, json_option, repo_data_dir
-from core.errors import KgfusionError
-from knowledge.builders import DOMAINS, build_with_report, output_path
-from knowledge.graph import KnowledgeGraph
-from knowledge.vocab import ALL_PREFIXES
+from kgfusion.apps.common import emit, json_option, repo_data_dir
+from kgfusion.core.errors import KgfusionError
+from kgfusion.knowledge.builders import DOMAINS, build_with_report, output_path
+from kgfusion.knowledge.graph import KnowledgeGraph
+from kgfusion.knowledge.vocab import ALL_PREFIXES
 
 # Which graph a prefixed name belongs to, so `neighbors company:AAPL` needs no --graph.
 _DOMAIN_OF_PREFIX = {
@@ -239,6 +239,6 @@ def path_command(a: str, b: str, graph: Path | None, directed: bool, as_json: bo
     emit(payload, as_json, text)
 
 
-from apps.kg.link import link_command  # noqa: E402  (kept in its own module: FAISS-backed)
+from kgfusion.apps.kg.link import link_command  # noqa: E402  (kept in its own module: FAISS-backed)
 
 group.add_command(link_command)

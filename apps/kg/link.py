@@ -12,11 +12,11 @@ from typing import Any
 
 import click
 
-from apps.common import emit, json_option, repo_data_dir
-from core.errors import KgfusionError
-from core.fileio import sha256_file
-from knowledge.index import KINDS, EntityIndex, EntityIndexError, encoder_name
-from knowledge.linker import Linker, LinkResult
+from kgfusion.apps.common import emit, json_option, repo_data_dir
+from kgfusion.core.errors import KgfusionError
+from kgfusion.core.fileio import sha256_file
+from kgfusion.knowledge.index import KINDS, EntityIndex, EntityIndexError, encoder_name
+from kgfusion.knowledge.linker import Linker, LinkResult
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ GRAPH_NAMES = ("finance", "medical", "movies")
 
 def make_encoder() -> Any:
     """The retrieval encoder: packaged MiniLM (tests monkeypatch this with a mock)."""
-    from core.embed import Embedder
+    from kgfusion.core.embed import Embedder
 
     return Embedder("minilm")
 
@@ -50,7 +50,7 @@ def resolve_graph(value: str) -> tuple[Path, Path]:
 
 def resolve_type(value: str) -> str:
     """A type given as a short name (disease, drug, company, ...), a CURIE (schema:Drug) or a full URI."""
-    from knowledge import vocab
+    from kgfusion.knowledge import vocab
 
     short = {name.lower(): str(getattr(vocab, name)) for name in
              ("COMPANY", "SECTOR", "INDUSTRY", "DISEASE", "SYMPTOM", "DRUG", "MOVIE", "GENRE", "TAG")}
@@ -80,7 +80,7 @@ def load_or_build_index(graph_path: Path, cache_dir: Path, encoder: Any, kind: s
             log.info("Graph %s changed since the index in %s was built; rebuilding.", graph_path, cache_dir)
         except EntityIndexError as exc:
             log.warning("Rebuilding the entity index: %s", exc)
-    from knowledge.graph import KnowledgeGraph
+    from kgfusion.knowledge.graph import KnowledgeGraph
 
     records = KnowledgeGraph.load(graph_path).entity_records()
     if not records:

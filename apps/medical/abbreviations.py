@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import DataError
+from kgfusion.core.errors import DataError
 
 # Capitalised English words and note shorthand that the list also carries as abbreviations.
 NOT_ABBREVIATIONS = frozenset({

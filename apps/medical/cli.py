@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from apps.common import emit, json_option, repo_data_dir
-from core.errors import KgfusionError
+from kgfusion.apps.common import emit, json_option, repo_data_dir
+from kgfusion.core.errors import KgfusionError
 
 BACKEND = click.Choice(["fp32", "int8", "onnx-int8"])
 POLICY = click.Choice(["union", "prefer_model", "prefer_gazetteer"])
@@ -44,8 +44,8 @@ def _fail(exc: Exception) -> click.ClickException:
 def train(dataset, method, epochs, lr, batch_size, max_length, dev_fraction, seed, max_steps, out_dir, data_dir,
           base, no_onnx, quiet, as_json):
     """Train the NER model on BC5CDR or NCBI-disease and write a bundle (+ ONNX int8, metrics, card)."""
-    from apps.medical.train import MedicalData, train_medical
-    from core.finetune import TrainConfig
+    from kgfusion.apps.medical.train import MedicalData, train_medical
+    from kgfusion.core.finetune import TrainConfig
 
     data_root = Path(data_dir) if data_dir else repo_data_dir()
     out = out_dir or str(data_root / "models" / f"medical-ner-{dataset}")
@@ -77,9 +77,9 @@ def train(dataset, method, epochs, lr, batch_size, max_length, dev_fraction, see
 @json_option
 def evaluate(bundle, dataset, iob_file, backend, as_json):
     """Strict entity P/R/F1 of BUNDLE (default: the shipped model) on a data set's devel split."""
-    from apps.medical.config import DEFAULT_BUNDLE
-    from apps.medical.extract import resolve_bundle
-    from apps.medical.train import DATASETS, PUBLISHED, evaluate_medical
+    from kgfusion.apps.medical.config import DEFAULT_BUNDLE
+    from kgfusion.apps.medical.extract import resolve_bundle
+    from kgfusion.apps.medical.train import DATASETS, PUBLISHED, evaluate_medical
 
     data = repo_data_dir()
     try:
@@ -154,11 +154,11 @@ def _summary_text(s: dict[str, Any], files: dict[str, str]) -> str:
 def extract(ctx, source, out_path, csv_path, fhir_path, rejects_path, bundle, backend, policy, link_encoder,
             max_chars, oversize, text_col, id_col, no_gazetteer, no_text, as_json):
     """Extract coded mentions from SOURCE: a .txt note, a folder of notes, or a CSV/JSONL with a note column."""
-    from apps.medical.config import DEFAULT_BUNDLE, MedicalConfig
-    from apps.medical.export import write_csv, write_fhir, write_jsonl
-    from apps.medical.extract import build_extractor
-    from apps.medical.readers import read_notes
-    from core.data import write_rejects
+    from kgfusion.apps.medical.config import DEFAULT_BUNDLE, MedicalConfig
+    from kgfusion.apps.medical.export import write_csv, write_fhir, write_jsonl
+    from kgfusion.apps.medical.extract import build_extractor
+    from kgfusion.apps.medical.readers import read_notes
+    from kgfusion.core.data import write_rejects
 
     overrides = (ctx.obj or {}).get("build_kwargs", {})  # tests inject a predictor / encoder here
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from core.config import ConfigBase, check_range
+from kgfusion.core.config import ConfigBase, check_range
 
 DEFAULT_BUNDLE = "medical-ner-bc5cdr"  # under data/models/
 # Model / gazetteer entity labels (BC5CDR names) and the KG types each maps to.

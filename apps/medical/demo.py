@@ -16,10 +16,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from apps.medical.config import MedicalConfig
-from apps.medical.extract import ATTRIBUTES, Mention, build_extractor, resolve_bundle
-from apps.medical.readers import read_notes
-from core.errors import DataError
+from kgfusion.apps.medical.config import MedicalConfig
+from kgfusion.apps.medical.extract import ATTRIBUTES, Mention, build_extractor, resolve_bundle
+from kgfusion.apps.medical.readers import read_notes
+from kgfusion.core.errors import DataError
 
 MAX_EXAMPLES = 7
 
@@ -39,7 +39,7 @@ def demo_summary(notes_dir: str | Path, *, quick: bool, data_dir: str | Path | N
     with note_id, text, label, attributes, section, concept), backend, link_encoder, load_seconds,
     extract_seconds, seconds and notes_per_s.
     """
-    from apps.common import repo_data_dir
+    from kgfusion.apps.common import repo_data_dir
 
     started = time.perf_counter()
     data = Path(data_dir) if data_dir else repo_data_dir()

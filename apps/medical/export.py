@@ -35,8 +35,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from apps.medical.extract import Mention, NoteResult
-from core.fileio import atomic_write_text
+from kgfusion.apps.medical.extract import Mention, NoteResult
+from kgfusion.core.fileio import atomic_write_text
 
 SYSTEMS = {
     "DOID": "http://purl.obolibrary.org/obo/doid.owl",

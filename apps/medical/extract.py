@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apps.medical.abbreviations import AbbreviationResolver, Expansion, find_definitions
-from apps.medical.config import TYPE_LABEL, MedicalConfig
-from apps.medical.linking import Concept, ConceptLinker, concept_evidence
-from apps.medical.readers import NoteInput
-from core.data import Reject
-from core.errors import DataError
-from knowledge.fusion import Evidence, fuse_spans
-from knowledge.rules import tokenize
+from kgfusion.apps.medical.abbreviations import AbbreviationResolver, Expansion, find_definitions
+from kgfusion.apps.medical.config import TYPE_LABEL, MedicalConfig
+from kgfusion.apps.medical.linking import Concept, ConceptLinker, concept_evidence
+from kgfusion.apps.medical.readers import NoteInput
+from kgfusion.core.data import Reject
+from kgfusion.core.errors import DataError
+from kgfusion.knowledge.fusion import Evidence, fuse_spans
+from kgfusion.knowledge.rules import tokenize
 
 log = logging.getLogger(__name__)
 ATTRIBUTES = ("negated", "possible", "historical", "family", "hypothetical")
@@ -311,7 +311,7 @@ def clean_model_spans(text: str, spans, min_score: float, headers: Sequence[tupl
     lines of a note); no spans inside section headers ("History of Present Illness:"), without two
     letters, or that are dose units ("mg", "mcg"); a Chemical span loses a trailing dose or dose form
     ("Aspirin 325", "metformin 500 mg", "salbutamol inhaler" -> the drug name), which keeps it from linking."""
-    from core.predict import Span
+    from kgfusion.core.predict import Span
 
     out = []
     for s in spans:
@@ -391,12 +391,12 @@ def build_extractor(config: MedicalConfig, data_dir: str | Path | None = None, *
     """Everything from the repo's data/ folder: bundle (``config.bundle``), data/kg/medical.ttl (KB cached
     in data/kg/index/medical-app/, MiniLM index in data/kg/index/medical/), ConText rules, abbreviation list.
     ``predictor`` / ``encoder`` replace the bundle's model / the retrieval encoder (tests)."""
-    from apps.common import repo_data_dir
-    from apps.medical.abbreviations import AbbreviationList
-    from apps.medical.gazetteer import Gazetteer
-    from apps.medical.linking import ConceptLinker, MedicalKB, build_linkers, corpus_aliases
-    from knowledge.context import ConTextEngine
-    from knowledge.rules import load_domain_rules
+    from kgfusion.apps.common import repo_data_dir
+    from kgfusion.apps.medical.abbreviations import AbbreviationList
+    from kgfusion.apps.medical.gazetteer import Gazetteer
+    from kgfusion.apps.medical.linking import ConceptLinker, MedicalKB, build_linkers, corpus_aliases
+    from kgfusion.knowledge.context import ConTextEngine
+    from kgfusion.knowledge.rules import load_domain_rules
 
     data = Path(data_dir) if data_dir else repo_data_dir()
     graph = Path(graph_path) if graph_path else data / "kg" / "medical.ttl"
@@ -404,7 +404,7 @@ def build_extractor(config: MedicalConfig, data_dir: str | Path | None = None, *
     stem = graph.name.removesuffix(".gz").removesuffix(".ttl")
     model_name = "model"
     if predictor is None and with_model:
-        from core.predict import Predictor
+        from kgfusion.core.predict import Predictor
 
         bundle = resolve_bundle(config.bundle, data)
         predictor = Predictor.from_bundle(bundle, backend=config.backend)

@@ -22,10 +22,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from apps.medical.config import TYPE_LABEL
-from core.errors import DataError
-from knowledge.records import EntityRecord
-from knowledge.rules import PhraseMatcher, select_longest, tokenize
+from kgfusion.apps.medical.config import TYPE_LABEL
+from kgfusion.core.errors import DataError
+from kgfusion.knowledge.records import EntityRecord
+from kgfusion.knowledge.rules import PhraseMatcher, select_longest, tokenize
 
 DISEASE_TYPE = "https://schema.org/MedicalCondition"
 SYMPTOM_TYPE = "https://schema.org/MedicalSignOrSymptom"

@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from apps.medical.config import LABEL_TYPES
-from core.errors import DataError
-from core.fileio import atomic_write_text, sha256_file
-from knowledge.fusion import Evidence
-from knowledge.records import EntityRecord
-from knowledge.textnorm import name_keys, normalize_xref
+from kgfusion.apps.medical.config import LABEL_TYPES
+from kgfusion.core.errors import DataError
+from kgfusion.core.fileio import atomic_write_text, sha256_file
+from kgfusion.knowledge.fusion import Evidence
+from kgfusion.knowledge.records import EntityRecord
+from kgfusion.knowledge.textnorm import name_keys, normalize_xref
 
 KB_VERSION = 1
 OBO = "http://purl.obolibrary.org/obo/"
@@ -153,7 +153,7 @@ class MedicalKB:
                     return kb
             except (DataError, json.JSONDecodeError, KeyError, TypeError):
                 pass  # stale or corrupt cache: rebuild below
-        from knowledge.graph import KnowledgeGraph
+        from kgfusion.knowledge.graph import KnowledgeGraph
 
         kb = cls.from_graph(KnowledgeGraph.load(graph_path), sha)
         if cache is not None:
@@ -274,11 +274,11 @@ def corpus_aliases(kb: MedicalKB, datasets_dir: str | Path) -> dict[str, list[st
 def build_index(kb: MedicalKB, encoder_kind: str, graph_path: str | Path | None = None,
                 cache_dir: str | Path | None = None, encoder: Any = None):
     """An EntityIndex over the KB records: MiniLM (cached through apps.kg.link) or hashing (in memory)."""
-    from knowledge.index import EntityIndex
+    from kgfusion.knowledge.index import EntityIndex
 
     if encoder_kind == "hashing" or (encoder is not None and graph_path is None):
         return EntityIndex(kb.records, encoder or HashingEncoder(), kind="flat")
-    from apps.kg.link import load_or_build_index, make_encoder
+    from kgfusion.apps.kg.link import load_or_build_index, make_encoder
 
     if graph_path is None or cache_dir is None:
         raise DataError("the MiniLM index needs the graph path and its cache directory")
@@ -288,7 +288,7 @@ def build_index(kb: MedicalKB, encoder_kind: str, graph_path: str | Path | None 
 def build_drug_index(kb: MedicalKB, encoder: Any, cache_dir: str | Path | None = None):
     """A small index over the drugs only: the type filter of the full index would over-fetch through
     ~12k diseases for every drug mention. Cached in ``cache_dir`` (checked against graph and encoder)."""
-    from knowledge.index import EntityIndex, EntityIndexError, encoder_name
+    from kgfusion.knowledge.index import EntityIndex, EntityIndexError, encoder_name
 
     drugs = [r for r in kb.records if r.type in LABEL_TYPES["Chemical"]]
     if not drugs:
@@ -311,7 +311,7 @@ def build_linkers(kb: MedicalKB, encoder_kind: str = "minilm", *, graph_path: st
                   index_dir: str | Path | None = None, app_cache: str | Path | None = None, encoder: Any = None,
                   threshold: float = 0.75) -> dict[str, Any]:
     """label -> knowledge.linker.Linker: Disease over the full graph index, Chemical over a drug index."""
-    from knowledge.linker import Linker
+    from kgfusion.knowledge.linker import Linker
 
     full = build_index(kb, encoder_kind, graph_path, index_dir, encoder)
     drug_cache = Path(app_cache) / f"drugs-{encoder_kind}" if app_cache and encoder_kind != "hashing" else None

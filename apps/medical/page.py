@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from apps.common import repo_data_dir
-from apps.medical.config import DEFAULT_BUNDLE, MedicalConfig
-from apps.medical.export import legend_html, mentions_table, to_csv, to_html
-from apps.medical.readers import decode_bytes, looks_binary
+from kgfusion.apps.common import repo_data_dir
+from kgfusion.apps.medical.config import DEFAULT_BUNDLE, MedicalConfig
+from kgfusion.apps.medical.export import legend_html, mentions_table, to_csv, to_html
+from kgfusion.apps.medical.readers import decode_bytes, looks_binary
 
 NOTES_DIR = Path(os.environ.get("KGFUSION_MEDICAL_NOTES", repo_data_dir() / "notes"))
 BUNDLE = os.environ.get("KGFUSION_MEDICAL_BUNDLE", DEFAULT_BUNDLE)
@@ -25,7 +25,7 @@ LINK_ENCODER = os.environ.get("KGFUSION_MEDICAL_LINK_ENCODER", "minilm")
 
 @st.cache_resource(show_spinner="Loading the model, knowledge graph and entity index ...")
 def load_extractor(config_json: str):
-    from apps.medical.extract import build_extractor
+    from kgfusion.apps.medical.extract import build_extractor
 
     return build_extractor(MedicalConfig.from_dict(json.loads(config_json)))
 
@@ -66,8 +66,8 @@ else:
 
 config = MedicalConfig(bundle=BUNDLE, backend=backend, policy=policy, link_encoder=link_encoder)
 if text.strip() and st.button("Extract", type="primary"):
-    from apps.medical.extract import NoteRejected
-    from core.errors import KgfusionError
+    from kgfusion.apps.medical.extract import NoteRejected
+    from kgfusion.core.errors import KgfusionError
 
     try:
         extractor = load_extractor(config.to_json())

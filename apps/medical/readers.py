@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.data import Reject
-from core.errors import DataError
+from kgfusion.core.data import Reject
+from kgfusion.core.errors import DataError
 
 TEXT_SUFFIXES = (".txt", ".text", ".note", ".md")
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")

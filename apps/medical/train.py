@@ -17,10 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from core.bundle import ONNX_INT8, add_file_to_bundle, save_bundle, sha256_file, update_bundle_metadata
-from core.data import label_counts, read_conll, split_stratified, write_rejects
-from core.errors import DataError
-from core.finetune import TrainConfig
+from kgfusion.core.bundle import (
+    ONNX_INT8,
+    add_file_to_bundle,
+    save_bundle,
+    sha256_file,
+    update_bundle_metadata,
+)
+from kgfusion.core.data import label_counts, read_conll, split_stratified, write_rejects
+from kgfusion.core.errors import DataError
+from kgfusion.core.finetune import TrainConfig
 
 DatasetName = Literal["bc5cdr", "ncbi"]
 DATASETS: dict[str, str] = {"bc5cdr": "bc5cdr", "ncbi": "ncbi_disease"}
@@ -68,7 +74,7 @@ def load_medical_splits(data: MedicalData):
 
 def evaluate_devel(predictor, examples) -> dict[str, Any]:
     """Strict entity P/R/F1 (overall and per type) of a Predictor on the official devel examples."""
-    from core.jobs import evaluate_predictor
+    from kgfusion.core.jobs import evaluate_predictor
 
     return evaluate_predictor(predictor, list(examples))
 
@@ -84,8 +90,8 @@ def headline(prefix: str, m: dict[str, Any]) -> dict[str, float]:
 def train_medical(config: TrainConfig, data: MedicalData, out_dir: str | Path, *, progress: bool = True,
                   command: Sequence[str] | None = None, onnx: bool = True) -> dict[str, Any]:
     """Train, evaluate on devel.tsv (fp32, and ONNX int8 when exported), save the bundle."""
-    from core.finetune import train
-    from core.predict import Predictor
+    from kgfusion.core.finetune import train
+    from kgfusion.core.predict import Predictor
 
     if config.task != "token":
         raise DataError(f"medical NER trains token classifiers; got task={config.task!r}")
@@ -133,7 +139,7 @@ def train_medical(config: TrainConfig, data: MedicalData, out_dir: str | Path, *
 def add_onnx(bundle_dir: str | Path, devel_examples=None) -> str:
     """Export model.int8.onnx into a trained bundle, score it on devel and refresh metrics + model card
     (also repairs a bundle whose export was interrupted)."""
-    from core.predict import Predictor
+    from kgfusion.core.predict import Predictor
 
     out = Path(bundle_dir)
     note = export_onnx_int8(out)
@@ -152,8 +158,8 @@ def add_onnx(bundle_dir: str | Path, devel_examples=None) -> str:
 
 def export_onnx_int8(bundle_dir: str | Path) -> str:
     """Add model.int8.onnx (int8 weights and embeddings, < 25 MB for MiniLM) to a token bundle."""
-    from core.bundle import load_bundle
-    from core.quantize import export_onnx, quantize_onnx_int8
+    from kgfusion.core.bundle import load_bundle
+    from kgfusion.core.quantize import export_onnx, quantize_onnx_int8
 
     loaded = load_bundle(bundle_dir)
     with tempfile.TemporaryDirectory(dir=Path(bundle_dir).parent) as work:
@@ -165,7 +171,7 @@ def export_onnx_int8(bundle_dir: str | Path) -> str:
 
 def evaluate_medical(bundle_dir: str | Path, devel_path: str | Path, backend: str = "fp32") -> dict[str, Any]:
     """Strict entity F1 of a bundle on an IOB2 file (default: the official devel split)."""
-    from core.predict import Predictor
+    from kgfusion.core.predict import Predictor
 
     if not Path(devel_path).is_file():
         raise DataError(f"{devel_path}: IOB2 file not found")
@@ -177,7 +183,7 @@ def evaluate_medical(bundle_dir: str | Path, devel_path: str | Path, backend: st
 
 
 def model_card(name: str, config: TrainConfig, data: dict[str, Any], metrics: dict[str, Any], command: str) -> str:
-    from core.jobs import method_text, metric_text
+    from kgfusion.core.jobs import method_text, metric_text
 
     def f(key: str) -> str:
         return metric_text(metrics, key)

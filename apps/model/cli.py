@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from apps.common import emit, json_option
+from kgfusion.apps.common import emit, json_option
 
 BACKEND = click.Choice(["fp32", "int8", "onnx-int8"])
 
@@ -74,8 +74,8 @@ def train(data_path, out_dir, task, method, base, fmt, text_col, label_col, labe
           batch_size, lr, max_length, lora_r, class_weights, fgm_epsilon, patience, max_steps, dev, test, seed,
           name, licence, description, quiet, as_json):
     """Fine-tune a classifier on a labelled file and write a bundle (weights, metrics, model card)."""
-    from core.finetune import TrainConfig
-    from core.jobs import DataSpec, train_bundle
+    from kgfusion.core.finetune import TrainConfig
+    from kgfusion.core.jobs import DataSpec, train_bundle
 
     config = TrainConfig(task=task, method=method, base=base, epochs=epochs, batch_size=batch_size, lr=lr,
                          max_length=max_length, lora_r=lora_r, class_weights=class_weights,
@@ -107,8 +107,8 @@ def train(data_path, out_dir, task, method, base, fmt, text_col, label_col, labe
 @json_option
 def evaluate(bundle, data_path, split, fmt, text_col, label_col, label_map, backend, as_json):
     """Evaluate a bundle: accuracy/macro-F1 or entity P/R/F1, per-class table, confusion matrix."""
-    from core.evaluate import format_report
-    from core.jobs import DataSpec, evaluate_bundle
+    from kgfusion.core.evaluate import format_report
+    from kgfusion.core.jobs import DataSpec, evaluate_bundle
 
     spec = (DataSpec(path=data_path, fmt=fmt, text_col=text_col, label_col=label_col, label_map=_label_map(label_map))
             if data_path else None)
@@ -126,7 +126,7 @@ def evaluate(bundle, data_path, split, fmt, text_col, label_col, label_map, back
 @json_option
 def predict(bundle, texts, input_path, backend, batch_size, as_json):
     """Predict labels (or entity spans) for TEXTS or the lines of --input."""
-    from core.predict import Predictor
+    from kgfusion.core.predict import Predictor
 
     items = list(texts)
     if input_path:
@@ -154,7 +154,7 @@ def predict(bundle, texts, input_path, backend, batch_size, as_json):
 @json_option
 def info(bundle, as_json):
     """Show a bundle's manifest, size, files and headline metrics; verifies checksums."""
-    from core.bundle import verify_bundle
+    from kgfusion.core.bundle import verify_bundle
 
     manifest = verify_bundle(bundle)
     path = Path(bundle)
@@ -189,10 +189,10 @@ def info(bundle, as_json):
 def search(data_path, task, method, base, fmt, text_col, label_col, trials, epochs, max_steps, max_length, seed,
            save_config, as_json):
     """Hyperparameter search (Optuna) on the dev split; prints every trial and the best settings."""
-    from core.fileio import atomic_write_text
-    from core.finetune import TrainConfig
-    from core.hpo import search as run_search
-    from core.jobs import DataSpec, load_splits
+    from kgfusion.core.fileio import atomic_write_text
+    from kgfusion.core.finetune import TrainConfig
+    from kgfusion.core.hpo import search as run_search
+    from kgfusion.core.jobs import DataSpec, load_splits
 
     spec = DataSpec(path=data_path, fmt=fmt, text_col=text_col, label_col=label_col, seed=seed)
     splits, _, _ = load_splits(task, spec)
@@ -217,11 +217,11 @@ def quantize(bundle, with_onnx, split, as_json):
     """Quantize a bundle (torch dynamic int8, ONNX Runtime int8); report size, speed and metric change."""
     import tempfile
 
-    from core.bundle import ONNX_INT8, add_file_to_bundle, load_bundle
-    from core.jobs import bundle_split
-    from core.measure import format_rows, measure_predictor
-    from core.predict import Predictor
-    from core.quantize import export_onnx, model_size_mb, quantize_onnx_int8
+    from kgfusion.core.bundle import ONNX_INT8, add_file_to_bundle, load_bundle
+    from kgfusion.core.jobs import bundle_split
+    from kgfusion.core.measure import format_rows, measure_predictor
+    from kgfusion.core.predict import Predictor
+    from kgfusion.core.quantize import export_onnx, model_size_mb, quantize_onnx_int8
 
     loaded = load_bundle(bundle)
     examples = bundle_split(bundle, split, loaded.task)
@@ -254,12 +254,12 @@ def compress(bundle, out_dir, layers, prune_amount, epochs, lr, split, quiet, as
     """Distil a smaller student (and optionally prune); report size, speed and metric change."""
     import copy
 
-    from core.bundle import load_bundle, save_bundle
-    from core.compress import distill, magnitude_prune, make_student
-    from core.jobs import bundle_split
-    from core.measure import format_rows, measure_predictor
-    from core.predict import Predictor
-    from core.quantize import model_size_mb
+    from kgfusion.core.bundle import load_bundle, save_bundle
+    from kgfusion.core.compress import distill, magnitude_prune, make_student
+    from kgfusion.core.jobs import bundle_split
+    from kgfusion.core.measure import format_rows, measure_predictor
+    from kgfusion.core.predict import Predictor
+    from kgfusion.core.quantize import model_size_mb
 
     loaded = load_bundle(bundle)
     if loaded.task != "sequence":

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from core.errors import DataError
+from kgfusion.core.errors import DataError
 
 
 class NotFittedError(RuntimeError):

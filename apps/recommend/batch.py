@@ -35,13 +35,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import pandas as pd
 
-from core.data import Reject, write_rejects
-from core.errors import ConfigError, DataError, KgfusionError, ModelNotFoundError, missing_extra
-from core.fileio import atomic_write, atomic_write_json
+from kgfusion.core.data import Reject, write_rejects
+from kgfusion.core.errors import ConfigError, DataError, KgfusionError, ModelNotFoundError, missing_extra
+from kgfusion.core.fileio import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LOADER = "apps.recommend.recommender:load_recommender"
+DEFAULT_LOADER = "kgfusion.apps.recommend.recommender:load_recommender"
 DEFAULT_SHARD_SIZE = 64
 REC_COLUMNS = ("user_id", "rank", "item_id", "title", "score", "explanation", "evidence", "cold_start")
 OUT_SUFFIXES = (".parquet", ".csv", ".jsonl", ".ndjson")

@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from apps.recommend.baselines import ItemKNN
-from apps.recommend.mf import MatrixFactorization
-from core.errors import ConfigError, DataError
+from kgfusion.apps.recommend.baselines import ItemKNN
+from kgfusion.apps.recommend.mf import MatrixFactorization
+from kgfusion.core.errors import ConfigError, DataError
 
 SOURCES = ("knn", "mf", "emb", "kg", "pop")
 FEATURES = (
@@ -106,7 +106,7 @@ class ItemGraph:
     @classmethod
     def from_kg(cls, kg, item_ids: Sequence[int]) -> ItemGraph:
         """Movie nodes are ``kgfid:movie/<id>``; ids absent from ``item_ids`` stay attribute-free nodes."""
-        from knowledge.builders.movies import movie_uri
+        from kgfusion.knowledge.builders.movies import movie_uri
 
         net = kg._undirected()
         nodes = sorted(net.nodes)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from apps.common import DomainGroup, emit, json_option, repo_data_dir
+from kgfusion.apps.common import DomainGroup, emit, json_option, repo_data_dir
 
 
 @click.group("recommend", cls=DomainGroup)
@@ -34,14 +34,14 @@ def default_model() -> Path:
 @click.option("--keep-shards", is_flag=True, help="Keep <out>.shards/ after the final file is written.")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False), default=None,
               help="Rejected user rows CSV (default: <out>.rejects.csv when there are rejects).")
-@click.option("--loader", default="apps.recommend.recommender:load_recommender", show_default=True,
+@click.option("--loader", default="kgfusion.apps.recommend.recommender:load_recommender", show_default=True,
               envvar="KGFUSION_RECOMMEND_LOADER",
               help="module:function that loads a model directory into an object with recommend_frame(users, k).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @json_option
 def score(users, k, out, engine, model_dir, shard_size, restart, keep_shards, rejects_path, loader, quiet, as_json):
     """Top-K movies per user with score and explanation, written to --out; a rerun resumes by shard."""
-    from apps.recommend.batch import score_users
+    from kgfusion.apps.recommend.batch import score_users
 
     model = Path(model_dir) if model_dir else default_model()
     summary = score_users(model, users, k=k, out=out, engine=engine, shard_size=shard_size, loader=loader,
@@ -57,9 +57,9 @@ def score(users, k, out, engine, model_dir, shard_size, restart, keep_shards, re
 
 # train / evaluate live with the model code; the group works without them.
 try:
-    from apps.recommend.model_cli import evaluate, train
+    from kgfusion.apps.recommend.model_cli import evaluate, train
 except ModuleNotFoundError as exc:
-    if exc.name != "apps.recommend.model_cli":  # a broken import inside model_cli must not hide
+    if exc.name != "kgfusion.apps.recommend.model_cli":  # a broken import inside model_cli must not hide
         raise
 else:
     group.add_command(train)

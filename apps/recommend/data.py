@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.data import Reject
-from core.errors import DataError
+from kgfusion.core.data import Reject
+from kgfusion.core.errors import DataError
 
 RATING_COLUMNS = ("userId", "movieId", "rating", "timestamp")
 MOVIE_COLUMNS = ("movieId", "title", "genres")

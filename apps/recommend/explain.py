@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from apps.recommend.candidates import ItemGraph
+from kgfusion.apps.recommend.candidates import ItemGraph
 
 
 @dataclass(frozen=True)

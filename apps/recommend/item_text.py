@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from core.errors import ConfigError, DataError, ModelNotFoundError
+from kgfusion.core.errors import ConfigError, DataError, ModelNotFoundError
 
 
 def item_text(title: str, genres: Sequence[str], tags: Sequence[str] = (), max_tags: int = 8) -> str:
@@ -139,7 +139,7 @@ def tune_encoder(texts: Mapping[int, str], pairs: Sequence[tuple[int, int]], con
     """
     import torch
 
-    from core.models import load_base
+    from kgfusion.core.models import load_base
 
     usable = [(a, b) for a, b in pairs if a in texts and b in texts]
     if len(usable) < config.batch_size:
@@ -197,7 +197,7 @@ def save_encoder(model, tokenizer, out_dir: str | Path, config: TuneConfig, stat
 
 def load_encoder(encoder_dir: str | Path, max_length: int = 64):
     """An Embedder over a saved tuned encoder (LoRA merged into its base for speed)."""
-    from core.embed import Embedder
+    from kgfusion.core.embed import Embedder
 
     path = Path(encoder_dir)
     meta = path / "tune.json"
@@ -207,7 +207,7 @@ def load_encoder(encoder_dir: str | Path, max_length: int = 64):
     if config.method == "lora":
         from peft import PeftModel
 
-        from core.models import load_base
+        from kgfusion.core.models import load_base
 
         base, tokenizer = load_base(config.base, task="embedding")
         model = PeftModel.from_pretrained(base, path).merge_and_unload()
@@ -223,7 +223,7 @@ def merged_embedder(model, tokenizer, max_length: int = 64):
     """An Embedder over an in-memory tuned model (a peft model is merged into a copy of its base)."""
     import copy
 
-    from core.embed import Embedder
+    from kgfusion.core.embed import Embedder
 
     if hasattr(model, "merge_and_unload"):
         model = copy.deepcopy(model).merge_and_unload()

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from apps.recommend.baselines import NotFittedError, Popularity
-from core.errors import ConfigError
+from kgfusion.apps.recommend.baselines import NotFittedError, Popularity
+from kgfusion.core.errors import ConfigError
 
 Kind = Literal["als", "bpr"]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from apps.recommend.recommender import DEFAULT_KG, DEFAULT_MOVIES, DEFAULT_RATINGS
-from core.errors import KgfusionError
+from kgfusion.apps.recommend.recommender import DEFAULT_KG, DEFAULT_MOVIES, DEFAULT_RATINGS
+from kgfusion.core.errors import KgfusionError
 
 _KEYS = ("ndcg_at_10", "recall_at_10", "map_at_10", "coverage", "diversity", "novelty", "users_per_s")
 
@@ -39,7 +39,7 @@ def _show(metrics: dict, as_json: bool) -> None:
 def train(ratings: Path, movies: Path, kg: Path, out: Path, encoder: str, tune: bool, quick: bool, seed: int,
           as_json: bool) -> None:
     """Fit the recommender, evaluate it on the validation split, and save it to --out."""
-    from apps.recommend.recommender import train_recommender
+    from kgfusion.apps.recommend.recommender import train_recommender
 
     try:
         metrics = train_recommender(ratings, movies, kg, out, encoder=encoder, tune_encoder=tune, quick=quick,
@@ -60,7 +60,7 @@ def train(ratings: Path, movies: Path, kg: Path, out: Path, encoder: str, tune: 
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 def evaluate(model_dir: Path, ratings: Path, movies: Path, k: int, as_json: bool) -> None:
     """Re-run the validation protocol with a saved model's ranker, embeddings and rules."""
-    from apps.recommend.recommender import evaluate_recommender
+    from kgfusion.apps.recommend.recommender import evaluate_recommender
 
     try:
         metrics = evaluate_recommender(model_dir, ratings, movies, k=k)

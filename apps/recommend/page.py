@@ -16,8 +16,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from apps.common import repo_data_dir, results_dir
-from apps.recommend.batch import DEFAULT_LOADER, load_scorer
+from kgfusion.apps.common import repo_data_dir, results_dir
+from kgfusion.apps.recommend.batch import DEFAULT_LOADER, load_scorer
 
 MODEL = Path(os.environ.get("KGFUSION_RECOMMEND_MODEL", repo_data_dir() / "models" / "recommender-movielens"))
 KG_PATH = Path(os.environ.get("KGFUSION_RECOMMEND_KG", repo_data_dir() / "kg" / "movies.ttl"))
@@ -36,7 +36,7 @@ def load_model(model_dir: str, loader: str, stamp: float):
 
 @st.cache_resource(show_spinner="Loading the movie graph ...")
 def load_graph(path: str):
-    from knowledge.graph import KnowledgeGraph
+    from kgfusion.knowledge.graph import KnowledgeGraph
 
     return KnowledgeGraph.load(path)
 
@@ -75,7 +75,7 @@ def movie_neighbourhood(graph, item_id: int, history_ids: list[int]) -> tuple[pd
     """URI neighbours of a movie (genre, tag, ...) with how many rated movies share each, plus its literals."""
     from rdflib.namespace import RDF
 
-    from knowledge.builders.movies import movie_uri
+    from kgfusion.knowledge.builders.movies import movie_uri
 
     node = movie_uri(item_id)
     rated = [movie_uri(i) for i in history_ids]

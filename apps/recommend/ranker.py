@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.errors import BundleError, DataError
-from core.fileio import atomic_write_json, atomic_write_text
+from kgfusion.core.errors import BundleError, DataError
+from kgfusion.core.fileio import atomic_write_json, atomic_write_text
 
 DEFAULT_PARAMS: dict = {
     "objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": 0.05, "num_leaves": 31,

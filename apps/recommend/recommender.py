@@ -30,21 +30,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from apps.recommend.candidates import FEATURES, CandidateConfig, CandidateGenerator, ItemGraph
-from apps.recommend.data import read_movies, read_ratings, split_by_time, to_sets
-from apps.recommend.explain import (
+from kgfusion.apps.recommend.candidates import FEATURES, CandidateConfig, CandidateGenerator, ItemGraph
+from kgfusion.apps.recommend.data import read_movies, read_ratings, split_by_time, to_sets
+from kgfusion.apps.recommend.explain import (
     Reason,
     cold_start_reasons,
     evidence_json,
     explanation_text,
     known_user_reasons,
 )
-from apps.recommend.metrics import evaluate
-from apps.recommend.ranker import Ranker, label_candidates
-from core.errors import BundleError, DataError
-from core.fileio import atomic_directory, atomic_write_json, atomic_write_text, default_dir_mode, sha256_file
-from knowledge.fusion import apply_business_rules
-from knowledge.rules import RuleBase, default_rules_dir, load_rules, rule_to_dict
+from kgfusion.apps.recommend.metrics import evaluate
+from kgfusion.apps.recommend.ranker import Ranker, label_candidates
+from kgfusion.core.errors import BundleError, DataError
+from kgfusion.core.fileio import (
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+    default_dir_mode,
+    sha256_file,
+)
+from kgfusion.knowledge.fusion import apply_business_rules
+from kgfusion.knowledge.rules import RuleBase, default_rules_dir, load_rules, rule_to_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RATINGS = ROOT / "data" / "datasets" / "movielens_small" / "ratings.csv"
@@ -249,7 +255,7 @@ def load_recommender(model_dir: str | Path, verify: bool = True) -> Recommender:
 def load_item_graph(kg_path: str | Path | None, items: pd.DataFrame) -> ItemGraph | None:
     if kg_path is None:
         return None
-    from knowledge.graph import KnowledgeGraph
+    from kgfusion.knowledge.graph import KnowledgeGraph
 
     return ItemGraph.from_kg(KnowledgeGraph.load(kg_path), items["item_id"].tolist())
 
@@ -313,7 +319,7 @@ def fit_and_evaluate(ratings: pd.DataFrame, items: pd.DataFrame, graph: ItemGrap
 
 
 def item_embeddings(items: pd.DataFrame, graph: ItemGraph | None, encoder, batch_size: int = 64) -> np.ndarray:
-    from apps.recommend.item_text import embed_items, item_texts
+    from kgfusion.apps.recommend.item_text import embed_items, item_texts
 
     return embed_items(encoder, item_texts(items, kg_tags(graph, items)), batch_size=batch_size)
 
@@ -321,7 +327,7 @@ def item_embeddings(items: pd.DataFrame, graph: ItemGraph | None, encoder, batch
 def tuned_encoder(items: pd.DataFrame, graph: ItemGraph | None, ratings: pd.DataFrame, base: str, *,
                   steps: int, seed: int, out_dir: Path | None, progress: bool):
     """Tune ``base`` contrastively on co-consumed pairs of the inner history (see the module docstring)."""
-    from apps.recommend.item_text import (
+    from kgfusion.apps.recommend.item_text import (
         TuneConfig,
         cooccurrence_pairs,
         item_texts,
@@ -400,7 +406,7 @@ def train_recommender(ratings_path: str | Path = DEFAULT_RATINGS, movies_path: s
                 embedder, tune_stats = tuned_encoder(items, graph, ratings, encoder, steps=steps, seed=seed,
                                                      out_dir=enc_dir, progress=progress)
             else:
-                from core.embed import Embedder
+                from kgfusion.core.embed import Embedder
 
                 embedder = Embedder(encoder, max_length=64)
             embeddings = item_embeddings(items, graph, embedder)

@@ -6,18 +6,10 @@ standalone (``streamlit run apps/finance/page.py``).
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+# The suite imports the installed package (kgfusion.apps.*; `pip install -e .` for a checkout).
+import streamlit as st
 
-# `streamlit run` puts apps/ui/ on sys.path, not the repository root; make `apps.*` importable
-# even when the package is not installed (a source checkout).
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-import streamlit as st  # noqa: E402
-
-from apps.ui.pages import make_pages  # noqa: E402
+from kgfusion.apps.ui.pages import make_pages
 
 st.set_page_config(page_title="kgfusion", page_icon=":material/hub:", layout="wide")
 st.navigation(make_pages()).run()

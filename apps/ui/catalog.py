@@ -113,8 +113,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def list_bundles(models_dir: str | Path) -> tuple[list[BundleInfo], list[str]]:
     """Bundles under ``models_dir`` (sorted by name) and one message per folder that could not be read."""
-    from core.bundle import MANIFEST, ONNX_INT8, read_manifest
-    from core.errors import KgfusionError
+    from kgfusion.core.bundle import MANIFEST, ONNX_INT8, read_manifest
+    from kgfusion.core.errors import KgfusionError
 
     root = Path(models_dir)
     bundles: list[BundleInfo] = []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from core.errors import missing_extra
+from kgfusion.core.errors import missing_extra
 
 APP = Path(__file__).resolve().parent / "app.py"
 

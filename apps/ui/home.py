@@ -4,9 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from apps.common import repo_data_dir, results_dir
-from apps.ui.catalog import headlines, list_bundles, load_results
-from apps.ui.pages import make_pages, page_specs
+from kgfusion.apps.common import repo_data_dir, results_dir
+from kgfusion.apps.ui.catalog import headlines, list_bundles, load_results
+from kgfusion.apps.ui.pages import make_pages, page_specs
 
 st.title("kgfusion")
 st.markdown(

@@ -3,7 +3,7 @@
 Entity search runs the project's Linker over an EntityIndex. Two encoders:
 - "hashing": character 3-gram feature hashing (apps.medical.linking.HashingEncoder), no model; the
   index over 13k entities builds in about a second, so the page stays interactive;
-- "minilm": the packaged MiniLM through ``apps.kg.link.load_or_build_index`` (cached beside the graph
+- "minilm": the packaged MiniLM through ``kgfusion.apps.kg.link.load_or_build_index`` (cached beside the graph
   in data/kg/index/<graph>/; building it the first time embeds every name: minutes for medical/movies).
 The neighbourhood picture is a Graphviz DOT string (st.graphviz_chart renders it in the browser; no
 graphviz binary is needed).
@@ -16,9 +16,9 @@ from typing import Any
 
 from rdflib import URIRef
 
-from apps.common import repo_data_dir
-from knowledge.graph import GraphError, KnowledgeGraph
-from knowledge.linker import Linker, LinkResult
+from kgfusion.apps.common import repo_data_dir
+from kgfusion.knowledge.graph import GraphError, KnowledgeGraph
+from kgfusion.knowledge.linker import Linker, LinkResult
 
 GRAPHS = ("finance", "medical", "movies")
 ENCODERS = ("hashing", "minilm")
@@ -67,8 +67,8 @@ def graph_file(name: str, data_dir: str | Path | None = None) -> Path:
 
 def hashing_linker(kg: KnowledgeGraph, threshold: float = 0.5) -> Linker:
     """A Linker over every typed entity of ``kg`` with the model-free hashing encoder (exact FAISS index)."""
-    from apps.medical.linking import HashingEncoder
-    from knowledge.index import EntityIndex
+    from kgfusion.apps.medical.linking import HashingEncoder
+    from kgfusion.knowledge.index import EntityIndex
 
     records = kg.entity_records()
     if not records:
@@ -78,7 +78,7 @@ def hashing_linker(kg: KnowledgeGraph, threshold: float = 0.5) -> Linker:
 
 def minilm_linker(path: str | Path, threshold: float = 0.5) -> Linker:
     """A Linker over the MiniLM EntityIndex cached in <kg dir>/index/<graph>/ (built and saved if stale)."""
-    from apps.kg.link import load_or_build_index, make_encoder
+    from kgfusion.apps.kg.link import load_or_build_index, make_encoder
 
     path = Path(path)
     stem = path.name.removesuffix(".gz").removesuffix(".ttl")

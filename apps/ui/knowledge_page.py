@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from apps.ui.kgview import (
+from kgfusion.apps.ui.kgview import (
     ENCODERS,
     EXAMPLES,
     GRAPHS,
@@ -16,12 +16,12 @@ from apps.ui.kgview import (
     neighbourhood_dot,
     resolve_entity,
 )
-from core.errors import KgfusionError
+from kgfusion.core.errors import KgfusionError
 
 
 @st.cache_resource(show_spinner="Loading the knowledge graph (medical and movies take ~15 s the first time) ...")
 def load_graph(path: str, stamp: float):
-    from knowledge.graph import KnowledgeGraph
+    from kgfusion.knowledge.graph import KnowledgeGraph
 
     return KnowledgeGraph.load(path)
 

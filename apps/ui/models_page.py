@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from apps.common import repo_data_dir, results_dir
-from apps.ui.catalog import int8_pairs, list_bundles, load_results, quantization_rows
+from kgfusion.apps.common import repo_data_dir, results_dir
+from kgfusion.apps.ui.catalog import int8_pairs, list_bundles, load_results, quantization_rows
 
 st.title("Models")
 st.caption("Each bundle in data/models/ holds the weights (LoRA adapter or full model), tokenizer, "

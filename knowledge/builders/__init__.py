@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from core.errors import ConfigError, DataError
-from knowledge.graph import KnowledgeGraph, write_turtle
+from kgfusion.core.errors import ConfigError, DataError
+from kgfusion.knowledge.graph import KnowledgeGraph, write_turtle
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def uri_part(text: str) -> str:
 def _builder(domain: str) -> Callable[[Path], KnowledgeGraph]:
     if domain not in DOMAINS:
         raise ConfigError(f"Unknown knowledge-graph domain {domain!r}; choose one of {', '.join(DOMAINS)}.")
-    module = importlib.import_module(f"knowledge.builders.{domain}")
+    module = importlib.import_module(f"kgfusion.knowledge.builders.{domain}")
     return getattr(module, f"build_{domain}_graph")
 
 

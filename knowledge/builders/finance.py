@@ -11,9 +11,9 @@ from pathlib import Path
 from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, RDFS, SKOS, XSD
 
-from knowledge.builders import read_table, slug
-from knowledge.graph import KnowledgeGraph
-from knowledge.vocab import COMPANY, INDUSTRY, KGF, KGFID, SECTOR
+from kgfusion.knowledge.builders import read_table, slug
+from kgfusion.knowledge.graph import KnowledgeGraph
+from kgfusion.knowledge.vocab import COMPANY, INDUSTRY, KGF, KGFID, SECTOR
 
 COLUMNS = ("Symbol", "Security", "GICS Sector", "GICS Sub-Industry", "Headquarters Location", "Date added", "CIK",
            "Founded")

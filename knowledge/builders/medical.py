@@ -20,10 +20,10 @@ from pathlib import Path
 from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, RDFS, SKOS
 
-from core.errors import DataError
-from knowledge.builders import read_table
-from knowledge.graph import KnowledgeGraph
-from knowledge.vocab import DISEASE, DRUG, KGF, KGFID, OBO, SYMPTOM
+from kgfusion.core.errors import DataError
+from kgfusion.knowledge.builders import read_table
+from kgfusion.knowledge.graph import KnowledgeGraph
+from kgfusion.knowledge.vocab import DISEASE, DRUG, KGF, KGFID, OBO, SYMPTOM
 
 XREF_FILES = ("MESHinDO.tsv", "OMIMinDO.tsv", "ICD10inDO.tsv")
 # PharmacotherapyDB categories: DM disease-modifying, SYM symptomatic, NOT a curated non-indication

@@ -12,9 +12,9 @@ from pathlib import Path
 from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, RDFS, SKOS
 
-from knowledge.builders import read_table, uri_part
-from knowledge.graph import KnowledgeGraph
-from knowledge.vocab import GENRE, KGF, KGFID, MOVIE, TAG
+from kgfusion.knowledge.builders import read_table, uri_part
+from kgfusion.knowledge.graph import KnowledgeGraph
+from kgfusion.knowledge.vocab import GENRE, KGF, KGFID, MOVIE, TAG
 
 NO_GENRE = "(no genres listed)"
 _YEAR = re.compile(r"\s*\((\d{4})(?:[-–]\d{4})?\)\s*$")

@@ -5,7 +5,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from apps.cli import cli
+from kgfusion.apps.cli import cli
 
 
 @pytest.mark.slow

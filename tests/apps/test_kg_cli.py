@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from apps.kg.cli import group
+from kgfusion.apps.kg.cli import group
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kg"
 AAPL = "https://kgfusion.dev/id/company/AAPL"

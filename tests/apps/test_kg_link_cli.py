@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import apps.kg.link as link_mod
-from apps.kg.link import link_command
+import kgfusion.apps.kg.link as link_mod
+from kgfusion.apps.kg.link import link_command
 from tests.mocks import KeywordEncoder
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "kg_link" / "tiny.ttl"

@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from apps.cli import cli
+from kgfusion.apps.cli import cli
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from core.bundle import load_bundle, save_bundle, verify_bundle
-from core.errors import BundleError, ConfigError
-from core.finetune import TrainConfig, train
-from core.predict import Predictor
+from kgfusion.core.bundle import load_bundle, save_bundle, verify_bundle
+from kgfusion.core.errors import BundleError, ConfigError
+from kgfusion.core.finetune import TrainConfig, train
+from kgfusion.core.predict import Predictor
 
 
 @pytest.fixture(scope="module")

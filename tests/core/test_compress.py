@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.compress import distill, magnitude_prune, make_student, student_layer_map
-from core.errors import ConfigError, DataError
-from core.models import load_base, make_tiny_model_dir
+from kgfusion.core.compress import distill, magnitude_prune, make_student, student_layer_map
+from kgfusion.core.errors import ConfigError, DataError
+from kgfusion.core.models import load_base, make_tiny_model_dir
 
 LABELS = ["O", "B-X", "I-X"]
 TEXTS = [

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from core.data import (
+from kgfusion.core.data import (
     TextExample,
     deduplicate,
     read_conll,
@@ -14,7 +14,7 @@ from core.data import (
     split_stratified,
     write_rejects,
 )
-from core.errors import DataError
+from kgfusion.core.errors import DataError
 
 
 def test_phrasebank_latin1_and_rejects(tmp_path):
@@ -101,7 +101,7 @@ def test_split_rejects_bad_fractions(sentiment_examples):
 
 
 def test_write_rejects_atomic(tmp_path):
-    from core.data import Reject
+    from kgfusion.core.data import Reject
 
     out = write_rejects([Reject("f.csv", 3, "empty text")], tmp_path / "r" / "rejects.csv")
     assert out.read_text().splitlines() == ["source,row,reason,raw", "f.csv,3,empty text,"]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.evaluate import classification_metrics, entity_metrics, format_report
+from kgfusion.core.evaluate import classification_metrics, entity_metrics, format_report
 
 
 def test_perfect_classification_is_one():

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import ConfigError, DataError
-from core.finetune import TrainConfig, infer_labels, train
+from kgfusion.core.errors import ConfigError, DataError
+from kgfusion.core.finetune import TrainConfig, infer_labels, train
 
 
 def _cfg(tiny_model_dir, **kw):
@@ -51,9 +51,9 @@ def test_token_training_aligns_subwords(tiny_model_dir, ner_examples):
 
 
 def test_encode_puts_labels_on_first_subword(tiny_model_dir):
-    from core.data import TokenExample
-    from core.finetune import encode_examples
-    from core.models import load_tokenizer
+    from kgfusion.core.data import TokenExample
+    from kgfusion.core.finetune import encode_examples
+    from kgfusion.core.models import load_tokenizer
 
     tok = load_tokenizer(tiny_model_dir)
     ex = TokenExample(("xyz", "cancer"), ("B-Disease", "O"), 1)
@@ -80,7 +80,7 @@ def test_empty_dev_set_is_an_error(tiny_model_dir, sentiment_examples):
 
 
 def test_unknown_label_names_row(tiny_model_dir, sentiment_examples):
-    from core.data import TextExample
+    from kgfusion.core.data import TextExample
 
     with pytest.raises(DataError, match="row 99: label 'weird'"):
         train(_cfg(tiny_model_dir, labels=("negative", "neutral", "positive")), sentiment_examples,
@@ -88,7 +88,7 @@ def test_unknown_label_names_row(tiny_model_dir, sentiment_examples):
 
 
 def test_infer_labels_orders_iob():
-    from core.data import TokenExample
+    from kgfusion.core.data import TokenExample
 
     exs = [TokenExample(("a", "b"), ("B-Z", "I-Z"), 1), TokenExample(("c",), ("B-A",), 2)]
     assert infer_labels("token", exs) == ["O", "B-A", "I-A", "B-Z", "I-Z"]

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import ConfigError
-from core.finetune import TrainConfig
-from core.hpo import search
+from kgfusion.core.errors import ConfigError
+from kgfusion.core.finetune import TrainConfig
+from kgfusion.core.hpo import search
 
 
 def test_search_returns_best_trial_within_space(tiny_model_dir, sentiment_examples):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import ConfigError, ModelNotFoundError
-from core.models import load_base, make_tiny_model_dir
-from core.quantize import (
+from kgfusion.core.errors import ConfigError, ModelNotFoundError
+from kgfusion.core.models import load_base, make_tiny_model_dir
+from kgfusion.core.quantize import (
     OnnxModel,
     export_onnx,
     load_int8,

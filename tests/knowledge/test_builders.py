@@ -7,14 +7,14 @@ import pytest
 from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, RDFS, SKOS
 
-import knowledge.builders as builders
-from core.errors import ConfigError, DataError
-from knowledge.builders import DOMAINS, build, build_graph, build_with_report, output_path
-from knowledge.builders.finance import company_names
-from knowledge.builders.medical import build_medical_graph, default_synonyms_path, normalize_xref
-from knowledge.builders.movies import normalize_tag, parse_title
-from knowledge.graph import KnowledgeGraph
-from knowledge.vocab import (
+import kgfusion.knowledge.builders as builders
+from kgfusion.core.errors import ConfigError, DataError
+from kgfusion.knowledge.builders import DOMAINS, build, build_graph, build_with_report, output_path
+from kgfusion.knowledge.builders.finance import company_names
+from kgfusion.knowledge.builders.medical import build_medical_graph, default_synonyms_path, normalize_xref
+from kgfusion.knowledge.builders.movies import normalize_tag, parse_title
+from kgfusion.knowledge.graph import KnowledgeGraph
+from kgfusion.knowledge.vocab import (
     COMPANY,
     DISEASE,
     DRUG,

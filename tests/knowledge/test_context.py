@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import DataError
-from knowledge.context import ConTextEngine, split_sentences
-from knowledge.rules import ContextRule, load_domain_rules, load_rules
-from knowledge.sections import detect_sections
+from kgfusion.core.errors import DataError
+from kgfusion.knowledge.context import ConTextEngine, split_sentences
+from kgfusion.knowledge.rules import ContextRule, load_domain_rules, load_rules
+from kgfusion.knowledge.sections import detect_sections
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "rules"
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import ConfigError, DataError
-from knowledge.fusion import (
+from kgfusion.core.errors import ConfigError, DataError
+from kgfusion.knowledge.fusion import (
     Decision,
     Evidence,
     FusionConfig,
@@ -24,7 +24,7 @@ from knowledge.fusion import (
     fuse_spans,
     score_lexicon,
 )
-from knowledge.rules import load_domain_rules, load_rules
+from kgfusion.knowledge.rules import load_domain_rules, load_rules
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "rules"
 PROBS = {"negative": 0.2, "neutral": 0.5, "positive": 0.3}

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import RDF, RDFS
 
-from core.errors import KgfusionError
-from knowledge.graph import GraphError, KnowledgeGraph
-from knowledge.records import EntityRecord
-from knowledge.sparql import SparqlError
-from knowledge.vocab import COMPANY, DISEASE, KGF, KGFID, OBO, SECTOR
+from kgfusion.core.errors import KgfusionError
+from kgfusion.knowledge.graph import GraphError, KnowledgeGraph
+from kgfusion.knowledge.records import EntityRecord
+from kgfusion.knowledge.sparql import SparqlError
+from kgfusion.knowledge.vocab import COMPANY, DISEASE, KGF, KGFID, OBO, SECTOR
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kg"
 AAPL = str(KGFID["company/AAPL"])

@@ -7,10 +7,10 @@ import zlib
 import numpy as np
 import pytest
 
-from core.errors import ConfigError
-from knowledge import vocab
-from knowledge.index import Candidate, EntityIndex, EntityIndexError
-from knowledge.records import EntityRecord
+from kgfusion.core.errors import ConfigError
+from kgfusion.knowledge import vocab
+from kgfusion.knowledge.index import Candidate, EntityIndex, EntityIndexError
+from kgfusion.knowledge.records import EntityRecord
 from tests.mocks import KeywordEncoder as _KeywordEncoder
 
 DISEASE, DRUG = str(vocab.DISEASE), str(vocab.DRUG)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import ConfigError
-from knowledge import vocab
-from knowledge.index import EntityIndex, EntityIndexError
-from knowledge.linker import Linker
-from knowledge.records import EntityRecord
-from knowledge.textnorm import name_keys, ngram_similarity, normalize
+from kgfusion.core.errors import ConfigError
+from kgfusion.knowledge import vocab
+from kgfusion.knowledge.index import EntityIndex, EntityIndexError
+from kgfusion.knowledge.linker import Linker
+from kgfusion.knowledge.records import EntityRecord
+from kgfusion.knowledge.textnorm import name_keys, ngram_similarity, normalize
 from tests.mocks import KeywordEncoder as _KeywordEncoder
 
 DISEASE, DRUG = str(vocab.DISEASE), str(vocab.DRUG)
@@ -185,7 +185,7 @@ def test_linker_accepts_a_graph_like_source_and_index_records() -> None:
 
 @pytest.mark.slow
 def test_real_minilm_links_synonyms_and_round_trips(tmp_path) -> None:
-    from core.embed import Embedder
+    from kgfusion.core.embed import Embedder
 
     enc = Embedder("minilm")
     enc.name = "minilm"

@@ -8,8 +8,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.errors import KgfusionError
-from knowledge.rules import (
+from kgfusion.core.errors import KgfusionError
+from kgfusion.knowledge.rules import (
     AmbiguousTicker,
     BusinessRule,
     ContextRule,
@@ -241,7 +241,7 @@ def test_loader_only_raises_rule_error_on_random_documents(tmp_path_factory, doc
 
 
 def test_command_line_check_and_convert(tmp_path, capsys):
-    from knowledge.rules import main
+    from kgfusion.knowledge.rules import main
 
     assert main(["check", str(DATA / "valid" / "lexicon.yaml")]) == 0
     assert '"lexicon": 6' in capsys.readouterr().out

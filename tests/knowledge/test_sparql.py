@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import KgfusionError
-from knowledge.sparql import FORBIDDEN, SparqlError, check_read_only
-from knowledge.vocab import ALL_PREFIXES
+from kgfusion.core.errors import KgfusionError
+from kgfusion.knowledge.sparql import FORBIDDEN, SparqlError, check_read_only
+from kgfusion.knowledge.vocab import ALL_PREFIXES
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from core.bundle import FORMAT, MANIFEST, VERSION, read_manifest, verify_bundle
-from core.errors import BundleError
-from core.fileio import sha256_file
+from kgfusion.core.bundle import FORMAT, MANIFEST, VERSION, read_manifest, verify_bundle
+from kgfusion.core.errors import BundleError
+from kgfusion.core.fileio import sha256_file
 from tests.property.strategies import examples, garbage
 
 SETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from apps.finance.ingest import read_feed
-from apps.medical.readers import read_notes
-from apps.recommend.data import read_movies, read_ratings
-from core import data as D
-from core.errors import DataError, KgfusionError
-from knowledge.graph import KnowledgeGraph
+from kgfusion.apps.finance.ingest import read_feed
+from kgfusion.apps.medical.readers import read_notes
+from kgfusion.apps.recommend.data import read_movies, read_ratings
+from kgfusion.core import data as D
+from kgfusion.core.errors import DataError, KgfusionError
+from kgfusion.knowledge.graph import KnowledgeGraph
 from tests.property.strategies import examples, garbage, labels, line_endings, one_line, texts, words
 
 FAST = settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -9,8 +9,8 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from core.errors import KgfusionError
-from knowledge.rules import RULE_CLASSES, RuleBase, RuleError, load_rules, rule_to_dict
+from kgfusion.core.errors import KgfusionError
+from kgfusion.knowledge.rules import RULE_CLASSES, RuleBase, RuleError, load_rules, rule_to_dict
 from tests.property.strategies import examples, garbage
 
 SETTINGS = settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

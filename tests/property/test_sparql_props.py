@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from knowledge.sparql import FORBIDDEN, READ_FORMS, SparqlError, check_read_only, parse_read_only
+from kgfusion.knowledge.sparql import FORBIDDEN, READ_FORMS, SparqlError, check_read_only, parse_read_only
 from tests.property.strategies import examples
 
 SETTINGS = settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -32,14 +32,14 @@ class KeywordPredictor:
 
 @pytest.fixture(scope="session")
 def finance_graph():
-    from knowledge.graph import KnowledgeGraph
+    from kgfusion.knowledge.graph import KnowledgeGraph
 
     return KnowledgeGraph.load(DATA / "mini_finance.ttl")
 
 
 @pytest.fixture(scope="session")
 def finance_rules():
-    from knowledge.rules import load_domain_rules
+    from kgfusion.knowledge.rules import load_domain_rules
 
     return load_domain_rules("finance")
 
@@ -51,8 +51,8 @@ def predictor():
 
 @pytest.fixture
 def monitor_factory(finance_graph, finance_rules):
-    from apps.finance.config import FinanceConfig
-    from apps.finance.pipeline import FinanceMonitor
+    from kgfusion.apps.finance.config import FinanceConfig
+    from kgfusion.apps.finance.pipeline import FinanceMonitor
 
     def make(predictor=None, **overrides):
         cfg = FinanceConfig(**({"min_volume": 3, "min_history": 5} | overrides))
@@ -74,8 +74,8 @@ def bad_feed_path():
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_model_dir, tmp_path_factory):
     """A real (random, 2-step) sentiment bundle on the tiny BERT, for CLI and page tests."""
-    from core.bundle import save_bundle
-    from core.finetune import TrainConfig, train
+    from kgfusion.core.bundle import save_bundle
+    from kgfusion.core.finetune import TrainConfig, train
     from tests.conftest import make_sentiment_examples
 
     examples = make_sentiment_examples(8)

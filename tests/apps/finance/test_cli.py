@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from apps.finance.cli import group
+from kgfusion.apps.finance.cli import group
 from tests.apps.finance.conftest import DATA
 
 KG = str(DATA / "mini_finance.ttl")

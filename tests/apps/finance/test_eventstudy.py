@@ -3,8 +3,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from apps.finance.eventstudy import next_day_returns, read_prices, summarize
-from core.errors import DataError
+from kgfusion.apps.finance.eventstudy import next_day_returns, read_prices, summarize
+from kgfusion.core.errors import DataError
 
 
 def test_next_day_return_after_an_alert(tmp_path):

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from apps.finance.config import FinanceConfig
-from apps.finance.ingest import item_id, parse_timestamps, read_feed
-from core.errors import DataError
+from kgfusion.apps.finance.config import FinanceConfig
+from kgfusion.apps.finance.ingest import item_id, parse_timestamps, read_feed
+from kgfusion.core.errors import DataError
 
 BAD_CFG = FinanceConfig(text_col="body", time_col="when", id_col="post_id", source_col="channel")
 
@@ -66,7 +66,7 @@ def test_parse_timestamps_formats():
 
 
 def test_content_key_ignores_retweet_prefix_urls_and_case():
-    from apps.finance.ingest import content_key
+    from kgfusion.apps.finance.ingest import content_key
 
     base = content_key("$AAPL falls hard after earnings")
     assert content_key("RT @trader_1: $AAPL falls hard after earnings https://t.co/abc") == base

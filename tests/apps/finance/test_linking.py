@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from apps.finance.config import FinanceConfig
-from apps.finance.linking import CompanyCatalog, CompanyLinker, neighbourhood
+from kgfusion.apps.finance.config import FinanceConfig
+from kgfusion.apps.finance.linking import CompanyCatalog, CompanyLinker, neighbourhood
 
 
 @pytest.fixture

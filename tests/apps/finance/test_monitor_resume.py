@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 from click.testing import CliRunner
 
-from apps.finance.cli import group
-from apps.finance.pipeline import CHUNK_ENV
+from kgfusion.apps.finance.cli import group
+from kgfusion.apps.finance.pipeline import CHUNK_ENV
 from tests.apps.finance.conftest import DATA
 
 REPO = Path(__file__).resolve().parents[3]
@@ -27,7 +27,7 @@ N_ITEMS, CHUNK = 300, 10
 # pauses briefly, so the kill lands mid-run on any machine. Commit logic is untouched.
 CHILD = """
 import sys, time
-import apps.finance.store as store
+import kgfusion.apps.finance.store as store
 
 _upsert = store.FinanceStore.upsert
 
@@ -38,7 +38,7 @@ def upsert(self, items, mentions):
     return new
 
 store.FinanceStore.upsert = upsert
-from apps.cli import cli
+from kgfusion.apps.cli import cli
 cli(sys.argv[2:])
 """
 
@@ -130,9 +130,9 @@ def test_killed_monitor_resumes_without_losing_or_duplicating_rows(tiny_bundle, 
 
 
 def test_chunk_size_env_override_is_validated(monkeypatch):
-    from apps.finance.pipeline import CHUNK as DEFAULT
-    from apps.finance.pipeline import chunk_size
-    from core.errors import ConfigError
+    from kgfusion.apps.finance.pipeline import CHUNK as DEFAULT
+    from kgfusion.apps.finance.pipeline import chunk_size
+    from kgfusion.core.errors import ConfigError
 
     monkeypatch.delenv(CHUNK_ENV, raising=False)
     assert chunk_size() == DEFAULT

@@ -43,7 +43,7 @@ def test_page_without_database_explains_how_to_make_one(tmp_path, monkeypatch):
 @pytest.fixture
 def fake_bundle_monitor(monitor_factory, monkeypatch):
     """The page's 'Score feed' path with the keyword predictor instead of the shipped bundle."""
-    from apps.finance.pipeline import FinanceMonitor
+    from kgfusion.apps.finance.pipeline import FinanceMonitor
 
     monkeypatch.setattr(FinanceMonitor, "from_paths", classmethod(lambda cls, *a, **k: monitor_factory()))
     monkeypatch.setenv("KGFUSION_FINANCE_KG", str(DATA / "mini_finance.ttl"))

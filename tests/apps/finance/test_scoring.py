@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apps.finance.config import FinanceConfig
-from apps.finance.scoring import SentimentScorer, highlight_html, split_sentences
-from core.errors import ConfigError
+from kgfusion.apps.finance.config import FinanceConfig
+from kgfusion.apps.finance.scoring import SentimentScorer, highlight_html, split_sentences
+from kgfusion.core.errors import ConfigError
 
 
 class Neutral:

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apps.finance.alerts import detect_alerts, robust_z, top_evidence, trailing_median_mad
-from apps.finance.config import FinanceConfig
-from apps.finance.timeseries import build_series, entity_rows
+from kgfusion.apps.finance.alerts import detect_alerts, robust_z, top_evidence, trailing_median_mad
+from kgfusion.apps.finance.config import FinanceConfig
+from kgfusion.apps.finance.timeseries import build_series, entity_rows
 
 CFG = FinanceConfig(window=20, min_history=5, min_volume=10, z_threshold=3.0, min_negative_share=0.25)
 

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from apps.common import repo_data_dir
-from apps.finance.config import FinanceConfig
-from apps.finance.linking import CompanyCatalog, CompanyLinker
+from kgfusion.apps.common import repo_data_dir
+from kgfusion.apps.finance.config import FinanceConfig
+from kgfusion.apps.finance.linking import CompanyCatalog, CompanyLinker
 
 pytestmark = pytest.mark.slow
 
 
 def test_fuzzy_names_with_the_real_entity_index(finance_graph, finance_rules):
-    from apps.finance.pipeline import build_fuzzy_linker
+    from kgfusion.apps.finance.pipeline import build_fuzzy_linker
 
     cfg = FinanceConfig(fuzzy_names=True, extra_names={})
     lk = CompanyLinker(CompanyCatalog.from_graph(finance_graph, cfg), finance_rules, cfg, build_fuzzy_linker(finance_graph))
@@ -21,8 +21,8 @@ def test_fuzzy_names_with_the_real_entity_index(finance_graph, finance_rules):
 
 
 def test_shipped_bundle_scores_clear_cases(finance_rules):
-    from apps.finance.scoring import SentimentScorer
-    from core.predict import Predictor
+    from kgfusion.apps.finance.scoring import SentimentScorer
+    from kgfusion.core.predict import Predictor
 
     predictor = Predictor.from_bundle(repo_data_dir() / "models" / "finsent-lora", backend="int8")
     scorer = SentimentScorer(predictor, finance_rules)

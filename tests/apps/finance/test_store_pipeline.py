@@ -5,7 +5,7 @@ import json
 import duckdb
 import pandas as pd
 
-from apps.finance.store import FinanceStore, kpis
+from kgfusion.apps.finance.store import FinanceStore, kpis
 
 
 def test_monitor_twice_does_not_double_count(monitor_factory, feed_path, tmp_path):

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from apps.finance.train import FinanceData, evaluate_finsent, load_finance_splits, train_finsent
-from core.errors import DataError
-from core.finetune import TrainConfig
+from kgfusion.apps.finance.train import FinanceData, evaluate_finsent, load_finance_splits, train_finsent
+from kgfusion.core.errors import DataError
+from kgfusion.core.finetune import TrainConfig
 from tests.conftest import make_sentiment_examples
 
 

@@ -32,7 +32,7 @@ class KeywordPredictor:
         self.calls: list[int] = []
 
     def predict_spans(self, texts):
-        from core.predict import Span
+        from kgfusion.core.predict import Span
 
         self.calls.append(len(texts))
         out = []
@@ -69,7 +69,7 @@ def med_data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def med_kb(med_data_dir):
-    from apps.medical.linking import MedicalKB
+    from kgfusion.apps.medical.linking import MedicalKB
 
     return MedicalKB.load(med_data_dir / "kg" / "medical.ttl", med_data_dir / "kg" / "index" / "medical-app")
 
@@ -77,8 +77,8 @@ def med_kb(med_data_dir):
 @pytest.fixture
 def make_extractor(med_data_dir):
     """Factory: an extractor over the tiny graph with the keyword predictor and encoder."""
-    from apps.medical.config import MedicalConfig
-    from apps.medical.extract import build_extractor
+    from kgfusion.apps.medical.config import MedicalConfig
+    from kgfusion.apps.medical.extract import build_extractor
 
     def make(predictor=None, **config):
         cfg = MedicalConfig(**({"gazetteer_symptoms": True} | config))

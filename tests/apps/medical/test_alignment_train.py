@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from core.data import TokenExample
-from core.errors import DataError
-from core.finetune import TrainConfig, encode_examples
+from kgfusion.core.data import TokenExample
+from kgfusion.core.errors import DataError
+from kgfusion.core.finetune import TrainConfig, encode_examples
 
 LABELS = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
 
@@ -39,7 +39,7 @@ def test_windowed_spans_keep_offsets_on_a_20k_note(tiny_model_dir):
     """A random tiny model tags plenty of words: every span must index the 20k-character text exactly."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from core.predict import Predictor
+    from kgfusion.core.predict import Predictor
 
     model = AutoModelForTokenClassification.from_pretrained(tiny_model_dir, num_labels=len(LABELS))
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -75,7 +75,7 @@ def write_iob(path, n, seed):
 
 
 def test_train_medical_writes_bundle_with_devel_metrics(tiny_model_dir, tmp_path):
-    from apps.medical.train import MedicalData, evaluate_medical, train_medical
+    from kgfusion.apps.medical.train import MedicalData, evaluate_medical, train_medical
 
     train_file, devel_file = tmp_path / "train.tsv", tmp_path / "devel.tsv"
     write_iob(train_file, 60, 0)

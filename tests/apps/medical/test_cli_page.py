@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from apps.medical.cli import group
+from kgfusion.apps.medical.cli import group
 from tests.apps.medical.conftest import KeywordPredictor, keyword_encoder
 from tests.apps.medical.test_extract import NOTE
 
@@ -85,7 +85,7 @@ def test_cli_errors(med_data_dir, tmp_path, monkeypatch):
 def tiny_bundle(tiny_model_dir, tmp_path_factory):
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from core.bundle import save_bundle
+    from kgfusion.core.bundle import save_bundle
 
     labels = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
     model = AutoModelForTokenClassification.from_pretrained(tiny_model_dir, num_labels=len(labels))

@@ -1,4 +1,4 @@
-"""apps.medical.demo: the demo summary over a folder of notes (tiny graph, keyword model, hashing linking)."""
+"""kgfusion.apps.medical.demo: the demo summary over a folder of notes (tiny graph, keyword model, hashing linking)."""
 from __future__ import annotations
 
 import shutil
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from apps.medical.demo import demo_backend, demo_summary, format_summary, pick_examples
-from apps.medical.readers import NoteInput
-from core.errors import DataError
+from kgfusion.apps.medical.demo import demo_backend, demo_summary, format_summary, pick_examples
+from kgfusion.apps.medical.readers import NoteInput
+from kgfusion.core.errors import DataError
 from tests.apps.medical.conftest import DATA, KeywordPredictor
 
 

@@ -7,7 +7,15 @@ import json
 
 import pytest
 
-from apps.medical.export import CSV_COLUMNS, to_csv, to_fhir, to_html, to_jsonl, write_fhir, write_jsonl
+from kgfusion.apps.medical.export import (
+    CSV_COLUMNS,
+    to_csv,
+    to_fhir,
+    to_html,
+    to_jsonl,
+    write_fhir,
+    write_jsonl,
+)
 from tests.apps.medical.test_extract import NOTE
 
 REQUIRED = {  # FHIR R4 1..1 / 1..* elements of the resources we write

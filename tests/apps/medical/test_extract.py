@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from apps.medical.extract import NoteRejected, split_chunks
-from apps.medical.readers import NoteInput
+from kgfusion.apps.medical.extract import NoteRejected, split_chunks
+from kgfusion.apps.medical.readers import NoteInput
 
 NOTE = (
     "History of Present Illness:\n"
@@ -157,8 +157,8 @@ def test_extract_many_batches_model_calls(make_extractor):
 
 
 def test_model_spans_cleaned_and_abbreviations_fused():
-    from apps.medical.extract import clean_model_spans
-    from core.predict import Span
+    from kgfusion.apps.medical.extract import clean_model_spans
+    from kgfusion.core.predict import Span
 
     text = "History of Present Illness:\nchest pain\nMetformin 500 mcg daily"
 
@@ -183,8 +183,8 @@ def test_abbreviation_label_beats_a_mislabelled_model_span(make_extractor):
 
 
 def test_chemical_spans_lose_a_trailing_dose():
-    from apps.medical.extract import clean_model_spans
-    from core.predict import Span
+    from kgfusion.apps.medical.extract import clean_model_spans
+    from kgfusion.core.predict import Span
 
     text = "Aspirin 325 mg given. Carvedilol 12.5\nTrisomy 21 noted. Vitamin B12 daily. Salbutamol inhaler"
 

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from apps.medical.abbreviations import (
+from kgfusion.apps.medical.abbreviations import (
     AbbreviationList,
     AbbreviationResolver,
     best_long_form,
     find_definitions,
 )
-from apps.medical.gazetteer import Gazetteer, usable_name
-from core.errors import DataError
-from knowledge.records import EntityRecord
+from kgfusion.apps.medical.gazetteer import Gazetteer, usable_name
+from kgfusion.core.errors import DataError
+from kgfusion.knowledge.records import EntityRecord
 from tests.apps.medical.conftest import DATA
 
 D, S, X = "https://schema.org/MedicalCondition", "https://schema.org/MedicalSignOrSymptom", "https://schema.org/Drug"

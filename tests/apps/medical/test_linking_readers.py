@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from apps.medical.linking import (
+from kgfusion.apps.medical.linking import (
     ConceptLinker,
     HashingEncoder,
     MedicalKB,
@@ -15,9 +15,9 @@ from apps.medical.linking import (
     curie,
     normalize_xref,
 )
-from apps.medical.readers import decode_bytes, looks_binary, read_notes
-from core.errors import DataError
-from knowledge.linker import Linker
+from kgfusion.apps.medical.readers import decode_bytes, looks_binary, read_notes
+from kgfusion.core.errors import DataError
+from kgfusion.knowledge.linker import Linker
 from tests.apps.medical.conftest import keyword_encoder
 
 

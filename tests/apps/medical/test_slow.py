@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.common import repo_data_dir
+from kgfusion.apps.common import repo_data_dir
 
 BUNDLE = repo_data_dir() / "models" / "medical-ner-bc5cdr"
 
@@ -13,9 +13,9 @@ BUNDLE = repo_data_dir() / "models" / "medical-ner-bc5cdr"
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["onnx-int8", "fp32"])
 def test_shipped_model_on_sample_notes(backend):
-    from apps.medical.config import MedicalConfig
-    from apps.medical.extract import build_extractor
-    from apps.medical.readers import read_notes
+    from kgfusion.apps.medical.config import MedicalConfig
+    from kgfusion.apps.medical.extract import build_extractor
+    from kgfusion.apps.medical.readers import read_notes
 
     assert (BUNDLE / "bundle.json").is_file(), "train it: kgfusion medical train"
     notes = read_notes(repo_data_dir() / "notes")
@@ -48,10 +48,10 @@ def test_shipped_bundle_files_are_small():
 @pytest.mark.slow
 def test_demo_summary_on_sample_notes():
     """The demo's quick mode on data/notes: shipped bundle, hashing linking; aspirin links via its synonym."""
-    from apps.medical.config import MedicalConfig
-    from apps.medical.demo import demo_summary
-    from apps.medical.extract import build_extractor
-    from apps.medical.readers import read_notes
+    from kgfusion.apps.medical.config import MedicalConfig
+    from kgfusion.apps.medical.demo import demo_summary
+    from kgfusion.apps.medical.extract import build_extractor
+    from kgfusion.apps.medical.readers import read_notes
 
     s = demo_summary(repo_data_dir() / "notes", quick=True)
     assert s["notes"] >= 8 and s["rejects"] == 0 and s["backend"] == "onnx-int8"

@@ -5,10 +5,10 @@ import random
 from pathlib import Path
 from typing import Any
 
-from apps.recommend.candidates import ItemGraph
-from apps.recommend.data import read_movies, read_ratings
-from apps.recommend.item_text import embed_items, item_texts
-from apps.recommend.recommender import catalogue
+from kgfusion.apps.recommend.candidates import ItemGraph
+from kgfusion.apps.recommend.data import read_movies, read_ratings
+from kgfusion.apps.recommend.item_text import embed_items, item_texts
+from kgfusion.apps.recommend.recommender import catalogue
 from tests.mocks import KeywordEncoder
 
 GENRES = ["Action", "Comedy", "Drama", "Horror"]
@@ -42,7 +42,7 @@ def write_dataset(root: Path, n_items: int = 40, n_users: int = 24, per_user: in
 
 
 def make_kg(root: Path, out: Path):
-    from knowledge.builders.movies import build_movies_graph
+    from kgfusion.knowledge.builders.movies import build_movies_graph
 
     kg = build_movies_graph(root)
     kg.save(out)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from apps.recommend.baselines import ItemKNN, NotFittedError, Popularity
-from core.errors import DataError
+from kgfusion.apps.recommend.baselines import ItemKNN, NotFittedError, Popularity
+from kgfusion.core.errors import DataError
 
 
 def _history(pairs):
@@ -79,8 +79,8 @@ def test_itemknn_single_item_catalogue():
 def test_real_movielens_itemknn_beats_popularity():
     from pathlib import Path
 
-    from apps.recommend.data import read_ratings, split_by_time, to_sets
-    from apps.recommend.metrics import ndcg_at_k
+    from kgfusion.apps.recommend.data import read_ratings, split_by_time, to_sets
+    from kgfusion.apps.recommend.metrics import ndcg_at_k
 
     data = Path(__file__).resolve().parents[3] / "data" / "datasets" / "movielens_small"
     ratings, rejects = read_ratings(data / "ratings.csv")

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from apps.recommend.batch import (
+from kgfusion.apps.recommend.batch import (
     REC_COLUMNS,
     ScoringError,
     ShardStore,
@@ -15,7 +15,7 @@ from apps.recommend.batch import (
     score_users,
     shard_users,
 )
-from core.errors import ConfigError, DataError, ModelNotFoundError
+from kgfusion.core.errors import ConfigError, DataError, ModelNotFoundError
 from tests.apps.recommend.fake_scorer import LOADER, load_fake, make_model_dir
 
 K = 4

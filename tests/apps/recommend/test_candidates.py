@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apps.recommend.candidates import FEATURES, CandidateConfig, CandidateGenerator, ItemGraph
-from core.errors import ConfigError, DataError
+from kgfusion.apps.recommend.candidates import FEATURES, CandidateConfig, CandidateGenerator, ItemGraph
+from kgfusion.core.errors import ConfigError, DataError
 from tests.apps.recommend.synthetic import synthetic_data
 
 
@@ -20,7 +20,7 @@ def test_ppr_matches_knowledge_graph_pagerank(data):
     graph, kg, items = data["graph"], data["kg"], data["items"]
     from scipy import sparse
 
-    from knowledge.builders.movies import movie_uri
+    from kgfusion.knowledge.builders.movies import movie_uri
 
     seeds = [0, 4]  # catalogue rows (item ids 1 and 5)
     x = sparse.csr_matrix((np.ones(2), ([0, 0], seeds)), shape=(1, len(items)))

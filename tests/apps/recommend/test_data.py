@@ -3,7 +3,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from apps.recommend.data import (
+from kgfusion.apps.recommend.data import (
     read_movies,
     read_ratings,
     split_by_time,
@@ -11,7 +11,7 @@ from apps.recommend.data import (
     target_size,
     to_sets,
 )
-from core.errors import DataError
+from kgfusion.core.errors import DataError
 
 
 def _write(tmp_path, name, text):

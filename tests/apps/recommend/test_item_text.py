@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apps.recommend.item_text import (
+from kgfusion.apps.recommend.item_text import (
     TuneConfig,
     _batches,
     cooccurrence_pairs,
@@ -17,7 +17,7 @@ from apps.recommend.item_text import (
     save_encoder,
     tune_encoder,
 )
-from core.errors import ConfigError, DataError, ModelNotFoundError
+from kgfusion.core.errors import ConfigError, DataError, ModelNotFoundError
 
 
 def test_item_text_lists_title_genres_and_top_tags():
@@ -67,7 +67,7 @@ def test_tune_save_load_roundtrip(tiny_model_dir, tmp_path):
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(a, b, atol=1e-5)
     # tuning moved the weights: the untuned base embeds differently
-    from core.embed import Embedder
+    from kgfusion.core.embed import Embedder
 
     base = embed_items(Embedder(tiny_model_dir, max_length=16), sample)
     assert not np.allclose(base, a, atol=1e-4)

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from apps.recommend.metrics import (
+from kgfusion.apps.recommend.metrics import (
     catalogue_coverage,
     evaluate,
     intra_list_diversity,

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from apps.recommend.data import read_movies, read_ratings
-from apps.recommend.mf import MatrixFactorization
-from core.errors import ConfigError
+from kgfusion.apps.recommend.data import read_movies, read_ratings
+from kgfusion.apps.recommend.mf import MatrixFactorization
+from kgfusion.core.errors import ConfigError
 from tests.apps.recommend.synthetic import write_dataset
 
 

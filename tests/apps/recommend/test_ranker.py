@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apps.recommend.ranker import Ranker, label_candidates
-from core.errors import BundleError, DataError
+from kgfusion.apps.recommend.ranker import Ranker, label_candidates
+from kgfusion.core.errors import BundleError, DataError
 
 
 def frame(n_users: int = 40, per_user: int = 20, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

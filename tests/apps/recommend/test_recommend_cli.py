@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 from click.testing import CliRunner
 
-from apps.cli import cli
+from kgfusion.apps.cli import cli
 from tests.apps.recommend.fake_scorer import LOADER, make_model_dir
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -70,7 +70,7 @@ def test_killed_job_resumes_without_losing_or_duplicating_rows(tmp_path):
     model = make_model_dir(tmp_path / "m", items=20, known_users=range(1, 41), delay=0.1)
     out = tmp_path / "recs.parquet"
     shards = tmp_path / "recs.parquet.shards"
-    cmd = [sys.executable, "-c", "from apps.cli import main; main()", "recommend", "score", "--loader", LOADER,
+    cmd = [sys.executable, "-c", "from kgfusion.apps.cli import main; main()", "recommend", "score", "--loader", LOADER,
            "--model", str(model), "--users", "all", "--k", "5", "--shard-size", "2", "--out", str(out), "--json"]
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

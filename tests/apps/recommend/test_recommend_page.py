@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from knowledge.builders.movies import build_movies_graph
+from kgfusion.knowledge.builders.movies import build_movies_graph
 from tests.apps.recommend.fake_scorer import GENRES, LOADER, make_model_dir
 
 PAGE = str(Path(__file__).resolve().parents[3] / "apps" / "recommend" / "page.py")

@@ -8,16 +8,16 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from apps.recommend.candidates import CandidateConfig
-from apps.recommend.model_cli import evaluate, train
-from apps.recommend.recommender import (
+from kgfusion.apps.recommend.candidates import CandidateConfig
+from kgfusion.apps.recommend.model_cli import evaluate, train
+from kgfusion.apps.recommend.recommender import (
     FRAME_COLUMNS,
     fit_and_evaluate,
     load_recommender,
     train_recommender,
 )
-from core.errors import BundleError, DataError
-from knowledge.rules import default_rules_dir, load_rules
+from kgfusion.core.errors import BundleError, DataError
+from kgfusion.knowledge.rules import default_rules_dir, load_rules
 from tests.apps.recommend.synthetic import synthetic_data
 
 
@@ -119,7 +119,7 @@ def test_train_and_evaluate_end_to_end_with_cli(setup, tiny_model_dir, tmp_path)
 
 @pytest.mark.slow
 def test_shipped_model_loads_and_explains():
-    from apps.recommend.recommender import ROOT
+    from kgfusion.apps.recommend.recommender import ROOT
 
     rec = load_recommender(ROOT / "data" / "models" / "recommender-movielens")
     user = rec.known_users()[0]

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from apps.ui.cli import streamlit_command
-from apps.ui.pages import page_specs
+from kgfusion.apps.ui.cli import streamlit_command
+from kgfusion.apps.ui.pages import page_specs
 
 REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "tests" / "artifacts" / "ui"

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
-from apps.ui import catalog, kgview
-from apps.ui.pages import page_specs
-from knowledge.graph import GraphError, KnowledgeGraph
+from kgfusion.apps.ui import catalog, kgview
+from kgfusion.apps.ui.pages import page_specs
+from kgfusion.knowledge.graph import GraphError, KnowledgeGraph
 
 UI = Path(__file__).resolve().parents[3] / "apps" / "ui"
 
@@ -214,8 +214,8 @@ def test_kgview_resolve_and_dot(tmp_path):
 
 
 def test_every_example_query_is_read_only_sparql():
-    from knowledge.sparql import check_read_only
-    from knowledge.vocab import ALL_PREFIXES
+    from kgfusion.knowledge.sparql import check_read_only
+    from kgfusion.knowledge.vocab import ALL_PREFIXES
 
     for name, example in kgview.EXAMPLES.items():
         assert check_read_only(example.sparql, ALL_PREFIXES) == "SELECT", name
@@ -225,10 +225,10 @@ def test_every_example_query_is_read_only_sparql():
 
 
 def test_ui_command_runs_streamlit_locally(monkeypatch):
-    from apps.cli import cli
+    from kgfusion.apps.cli import cli
 
     calls = []
-    monkeypatch.setattr("apps.ui.cli.subprocess.call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr("kgfusion.apps.ui.cli.subprocess.call", lambda cmd: calls.append(cmd) or 0)
     res = CliRunner().invoke(cli, ["ui", "--port", "8600", "--headless"])
     assert res.exit_code == 0, res.output
     cmd = calls[0]
@@ -237,7 +237,7 @@ def test_ui_command_runs_streamlit_locally(monkeypatch):
     assert opts["--server.port"] == "8600" and opts["--server.address"] == "127.0.0.1"
     assert opts["--server.headless"] == "true" and opts["--browser.gatherUsageStats"] == "false"
 
-    monkeypatch.setattr("apps.ui.cli.subprocess.call", lambda cmd: 3)
+    monkeypatch.setattr("kgfusion.apps.ui.cli.subprocess.call", lambda cmd: 3)
     res = CliRunner().invoke(cli, ["ui"])
     assert res.exit_code == 1 and "exited with code 3" in res.output
     assert "ui" in CliRunner().invoke(cli, ["--help"]).output
