@@ -8,6 +8,12 @@
     metrics.json       dev/test metrics (flat numbers at top level + details)
     MODEL_CARD.md      data, split, metrics, licence, intended use
     [model.int8.onnx]  optional ONNX Runtime int8 export (``kgfusion model quantize --onnx``)
+    [fusion.safetensors, gazetteer.tsv.gz]  CRF scores / gazetteer features of a FusedTokenModel
+    [recipe.json]      the recipe that rebuilds the bundle (``kgfusion model train --recipe``)
+
+A full fine-tune is 91 MB in fp32, over the 25 MB a shipped bundle may take: ``strip_torch_weights``
+keeps only its ONNX int8 model (manifest ``extra.weights = "onnx-int8"``); such a bundle serves with the
+onnx-int8 backend and its recipe rebuilds the fp32 weights.
 """
 from __future__ import annotations
 
@@ -25,6 +31,8 @@ FORMAT = "kgfusion-bundle"
 VERSION = 1
 MANIFEST = "bundle.json"
 ONNX_INT8 = "model.int8.onnx"
+ONNX_ONLY = "onnx-int8"  # manifest extra["weights"]: torch weights stripped, the ONNX int8 model serves
+TORCH_WEIGHTS = ("model.safetensors", "adapter_model.safetensors")
 
 
 @dataclass
@@ -66,6 +74,11 @@ def save_bundle(
     from kgfusion.core.models import base_reference
 
     out = Path(out_dir)
+    extra = dict(extra or {})
+    if task == "token":
+        extra.setdefault("decoder", (train_config or {}).get("decoder", "argmax"))
+    if hasattr(model, "fusion_info"):  # FusedTokenModel: CRF and/or gazetteer features
+        extra["fusion"] = model.fusion_info()
     with atomic_directory(out) as tmp:
         # LoRA: peft writes the adapter plus modules_to_save (the head); full: the whole model.
         model.save_pretrained(tmp, safe_serialization=True)
@@ -81,7 +94,7 @@ def save_bundle(
         _write_manifest(tmp, Manifest(
             task=task, method=method, base=base_reference(base) if method == "lora" else base,
             labels=list(labels), max_length=max_length, name=name or out.name,
-            created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), extra=extra or {},
+            created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), extra=extra,
         ))
     return out
 
@@ -154,9 +167,28 @@ def verify_bundle(bundle_dir: str | Path) -> Manifest:
         if sha256_file(p) != digest:
             raise BundleError(f"{p}: checksum mismatch (corrupt or modified); rebuild the bundle or restore the file")
     weights = "adapter_model.safetensors" if manifest.method == "lora" else "model.safetensors"
+    if onnx_only(manifest):
+        weights = ONNX_INT8
     if weights not in manifest.files:
         raise BundleError(f"{bundle_dir}: manifest lists no {weights}; rebuild the bundle")
     return manifest
+
+
+def onnx_only(manifest: Manifest) -> bool:
+    return isinstance(manifest.extra, dict) and manifest.extra.get("weights") == ONNX_ONLY
+
+
+def strip_torch_weights(bundle_dir: str | Path) -> Path:
+    """Drop the torch weights of a bundle that holds model.int8.onnx (to ship it under 25 MB)."""
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    if ONNX_INT8 not in manifest.files:
+        raise BundleError(f"{bundle_dir}: no {ONNX_INT8} to serve from; export it before stripping the weights")
+    for name in TORCH_WEIGHTS:
+        (bundle_dir / name).unlink(missing_ok=True)
+    manifest.extra = {**(manifest.extra or {}), "weights": ONNX_ONLY}
+    _write_manifest(bundle_dir, manifest)
+    return bundle_dir
 
 
 @dataclass
@@ -189,6 +221,11 @@ def load_bundle(bundle_dir: str | Path, merge_lora: bool = True, verify: bool = 
 
     bundle_dir = Path(bundle_dir)
     manifest = verify_bundle(bundle_dir) if verify else read_manifest(bundle_dir)
+    if onnx_only(manifest):
+        raise BundleError(
+            f"{bundle_dir} ships only its ONNX int8 model ({ONNX_INT8}; the fp32 weights are over the 25 MB "
+            "bundle budget): use the onnx-int8 backend, or rebuild the weights with "
+            f"`kgfusion model train --recipe data/recipes/{manifest.name}.json`")
     tokenizer = AutoTokenizer.from_pretrained(bundle_dir, trust_remote_code=False)
     hf_logging.disable_progress_bar()
     try:
@@ -204,6 +241,11 @@ def load_bundle(bundle_dir: str | Path, merge_lora: bool = True, verify: bool = 
         else:
             cls = AutoModelForSequenceClassification if manifest.task == "sequence" else AutoModelForTokenClassification
             model = cls.from_pretrained(bundle_dir, use_safetensors=True, trust_remote_code=False)
+        fusion = manifest.extra.get("fusion") if isinstance(manifest.extra, dict) else None
+        if fusion and manifest.task == "token":
+            from kgfusion.core.tokenmodel import wrap_loaded
+
+            model = wrap_loaded(model, bundle_dir, manifest.labels, fusion)
     except BundleError:
         raise
     except (OSError, ValueError, RuntimeError) as exc:

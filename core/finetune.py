@@ -1,8 +1,12 @@
 """Fine-tuning for sequence and token classification, full or LoRA (peft).
 
-One loop for both tasks: length-bucketed batches, AdamW with linear warm-up, optional class weights
-and FGM adversarial training, evaluation on the dev set each epoch with early stopping on the
-primary metric (macro-F1 for sequences, entity F1 for tokens). The best weights are restored at the end.
+One loop for both tasks: length-bucketed batches, AdamW with warm-up and linear or cosine decay,
+layer-wise learning-rate decay, optional class weights, FGM/PGD adversarial training, soft targets
+(agreement-weighted labels, distillation from an ensemble), gazetteer feature embeddings and a CRF
+for token models (core/tokenmodel.py), evaluation on the dev set each epoch with early stopping on
+the primary metric (macro-F1 for sequences, entity F1 for tokens, decoded as configured). The best
+weights are restored at the end. With ``checkpoint_dir`` every epoch is checkpointed and a rerun
+resumes after the last finished epoch.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -56,6 +61,18 @@ class TrainConfig(ConfigBase):
     grad_clip: float = 1.0
     max_steps: int = 0
     labels: tuple[str, ...] = ()
+    # the recipe (issue 12): schedule, layer-wise LR decay, decoding, knowledge features, adversaries
+    schedule: Literal["linear", "cosine"] = "linear"
+    layer_lr_decay: float = 1.0  # lr of layer l (of L) = lr * decay^(L - l); embeddings lowest
+    head_lr_scale: float = 1.0  # classifier, CRF and feature embedding learn at lr * scale
+    decoder: Literal["argmax", "viterbi", "crf"] = "argmax"  # token tasks; crf adds a trained CRF layer
+    kg_features: bool = False  # token tasks: gazetteer match features embedded into the input
+    feature_dropout: float = 0.0  # drop a sentence's gazetteer features in training (don't over-trust)
+    adversarial: Literal["none", "fgm", "pgd"] = "none"
+    adv_epsilon: float = 1.0
+    pgd_steps: int = 3
+    label_smoothing: float = 0.0
+    soft_weight: float = 0.5  # with soft targets: loss = (1 - w) * hard CE + w * soft CE
 
     def validate(self) -> None:
         check_range(self, "epochs", 1, 100)
@@ -66,6 +83,15 @@ class TrainConfig(ConfigBase):
         check_range(self, "fgm_epsilon", 0, 10)
         check_range(self, "lora_r", 1, 512)
         check_range(self, "max_steps", 0, None)
+        check_range(self, "layer_lr_decay", 0, 1, lo_open=True)
+        check_range(self, "head_lr_scale", 0, 1000, lo_open=True)
+        check_range(self, "feature_dropout", 0, 1)
+        check_range(self, "adv_epsilon", 0, 100)
+        check_range(self, "pgd_steps", 1, 20)
+        check_range(self, "label_smoothing", 0, 0.5)
+        check_range(self, "soft_weight", 0, 1)
+        if self.task == "sequence" and (self.decoder != "argmax" or self.kg_features):
+            raise ConfigError("decoder and kg_features apply to token tasks only (task='token')")
         if self.lr is not None:
             check_range(self, "lr", 0, 1, lo_open=True)
 
@@ -76,6 +102,20 @@ class TrainConfig(ConfigBase):
     @property
     def primary_metric(self) -> str:
         return "macro_f1" if self.task == "sequence" else "f1"
+
+    @property
+    def adversary(self) -> str:
+        """The adversarial method in use (``fgm_epsilon`` > 0 is the older spelling of FGM)."""
+        return "fgm" if self.adversarial == "none" and self.fgm_epsilon > 0 else self.adversarial
+
+    @property
+    def epsilon(self) -> float:
+        return self.fgm_epsilon if self.adversarial == "none" and self.fgm_epsilon > 0 else self.adv_epsilon
+
+    @property
+    def fused(self) -> bool:
+        """Token model with a CRF or gazetteer features (wrapped in FusedTokenModel)."""
+        return self.task == "token" and (self.decoder == "crf" or self.kg_features)
 
 
 @dataclass
@@ -104,8 +144,9 @@ def infer_labels(task: Task, examples: Sequence) -> list[str]:
     return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
 
 
-def build_model(config: TrainConfig, labels: list[str]):
-    """Base encoder with a fresh head; wrapped by peft when ``method='lora'`` (head kept in full)."""
+def build_model(config: TrainConfig, labels: list[str], n_features: int = 0):
+    """Base encoder with a fresh head; wrapped by peft when ``method='lora'`` (head kept in full), and
+    in a FusedTokenModel when the recipe adds a CRF or gazetteer features."""
     from kgfusion.core.models import load_base
 
     model, tokenizer = load_base(config.base, task=config.task, labels=labels)
@@ -121,11 +162,20 @@ def build_model(config: TrainConfig, labels: list[str]):
             modules_to_save=["classifier"],
         )
         model = get_peft_model(model, lora)
+    if config.fused:
+        from kgfusion.core.tokenmodel import FusedTokenModel
+
+        if config.kg_features and n_features < 2:
+            raise ConfigError("kg_features=True needs a gazetteer with at least one type (pass gazetteer=...)")
+        model = FusedTokenModel(model, labels, n_features=n_features if config.kg_features else 0,
+                                crf=config.decoder == "crf")
     return model, tokenizer
 
 
-def encode_examples(task: Task, examples: Sequence, tokenizer, label2id: dict[str, int], max_length: int) -> list[dict]:
-    """Tokenize; token labels go on each word's first sub-token, -100 on the rest (ignored by the loss)."""
+def encode_examples(task: Task, examples: Sequence, tokenizer, label2id: dict[str, int], max_length: int,
+                    gazetteer=None) -> list[dict]:
+    """Tokenize; token labels go on each word's first sub-token, -100 on the rest (ignored by the loss).
+    With a ``gazetteer`` (core.features.TokenGazetteer) token features get ``feature_ids``."""
     if task == "sequence":
         enc = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)
         feats = []
@@ -134,12 +184,15 @@ def encode_examples(task: Task, examples: Sequence, tokenizer, label2id: dict[st
                 raise DataError(f"row {e.row}: label {e.label!r} not in the model's labels {sorted(label2id)}")
             feats.append({k: enc[k][i] for k in enc} | {"labels": label2id[e.label]})
         return feats
+    from kgfusion.core.features import subtoken_features
+
     enc = tokenizer([list(e.tokens) for e in examples], is_split_into_words=True, truncation=True, max_length=max_length)
     feats = []
     for i, e in enumerate(examples):
         prev = None
         labels = []
-        for wid in enc.word_ids(i):
+        word_ids = enc.word_ids(i)
+        for wid in word_ids:
             if wid is None or wid == prev:
                 labels.append(-100)
             else:
@@ -148,7 +201,10 @@ def encode_examples(task: Task, examples: Sequence, tokenizer, label2id: dict[st
                     raise DataError(f"row {e.row}: tag {tag!r} not in the model's labels {sorted(label2id)}")
                 labels.append(label2id[tag])
             prev = wid
-        feats.append({k: enc[k][i] for k in enc} | {"labels": labels})
+        feat = {k: enc[k][i] for k in enc} | {"labels": labels}
+        if gazetteer is not None:
+            feat["feature_ids"] = subtoken_features(gazetteer.word_features(list(e.tokens)), word_ids)
+        feats.append(feat)
     return feats
 
 
@@ -162,41 +218,93 @@ def _class_weights(task: Task, feats: list[dict], n_labels: int) -> torch.Tensor
     return torch.tensor([total / (n_labels * counts[c]) if counts[c] else 1.0 for c in range(n_labels)])
 
 
-def _loss(task: Task, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    return torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), weight=weights, ignore_index=-100
-    )
+def _loss(task: Task, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None,
+          smoothing: float = 0.0, example_weights: torch.Tensor | None = None) -> torch.Tensor:
+    flat = logits.reshape(-1, logits.shape[-1])
+    gold = labels.reshape(-1)
+    if example_weights is None:
+        return torch.nn.functional.cross_entropy(flat, gold, weight=weights, ignore_index=-100,
+                                                 label_smoothing=smoothing)
+    per = torch.nn.functional.cross_entropy(flat, gold, weight=weights, ignore_index=-100,
+                                            label_smoothing=smoothing, reduction="none")
+    w = example_weights.unsqueeze(1).expand(labels.shape).reshape(-1) if labels.ndim == 2 else example_weights
+    valid = (gold >= 0).float() * w
+    return (per * valid).sum() / valid.sum().clamp(min=1e-9)
 
 
-class _FGM:
-    """Fast Gradient Method on the word-embedding output (works for full and LoRA training)."""
+def _soft_loss(logits: torch.Tensor, soft: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against soft targets (B, C) or (B, L, C); token rows without a label are skipped."""
+    logp = torch.log_softmax(logits, dim=-1)
+    per = -(soft * logp).sum(-1)
+    if per.ndim == 1:
+        return per.mean()
+    valid = (labels >= 0).float()
+    return (per * valid).sum() / valid.sum().clamp(min=1)
 
-    def __init__(self, model, epsilon: float) -> None:
+
+class _EmbeddingAdversary:
+    """FGM (one step) or PGD (``steps`` projected steps, Madry et al.) on the word-embedding output.
+
+    Works for full and LoRA training: the perturbation is added by a forward hook on the input
+    embeddings, its gradient read from the retained output gradient.
+    """
+
+    def __init__(self, model, epsilon: float, steps: int = 1) -> None:
         self.epsilon = epsilon
+        self.steps = steps
+        self.alpha = epsilon / steps if steps > 1 else epsilon
         self.output: torch.Tensor | None = None
         self.delta: torch.Tensor | None = None
         emb = model.get_input_embeddings()
         self.handle = emb.register_forward_hook(self._hook)
 
     def _hook(self, module, inputs, output):
-        if self.delta is not None:
-            return output + self.delta
-        if not output.requires_grad:
+        if not torch.is_grad_enabled():  # evaluation inside training: nothing to perturb
+            return output
+        if self.delta is not None and self.delta.shape == output.shape:
+            output = output + self.delta
+        elif not output.requires_grad:
             output.requires_grad_(True)
         output.retain_grad()
         self.output = output
         return output
 
-    def attack(self) -> bool:
-        """Prepare the perturbation from the last backward pass; False if there was no gradient."""
+    def _step(self) -> bool:
         if self.output is None or self.output.grad is None:
             return False
         grad = self.output.grad.detach()
         norm = grad.norm()
         if not torch.isfinite(norm) or norm == 0:
             return False
-        self.delta = self.epsilon * grad / norm
+        delta = (self.delta if self.delta is not None else torch.zeros_like(grad)) + self.alpha * grad / norm
+        if self.steps > 1:  # project back onto the epsilon ball
+            dn = delta.norm()
+            if dn > self.epsilon:
+                delta = delta * (self.epsilon / dn)
+        self.delta = delta
         return True
+
+    def run(self, params: list[torch.nn.Parameter], adv_loss: Callable[[], torch.Tensor]) -> None:
+        """After the clean backward pass: add the adversarial gradient of the last step to the clean one."""
+        if self.steps == 1:
+            if self._step():
+                adv_loss().backward()
+            self.restore()
+            return
+        clean = [None if p.grad is None else p.grad.detach().clone() for p in params]
+        for t in range(self.steps):
+            if not self._step():
+                break
+            for p in params:
+                p.grad = None
+            loss = adv_loss()
+            loss.backward()
+            if t == self.steps - 1:
+                break
+        for p, g in zip(params, clean):
+            if g is not None:
+                p.grad = g if p.grad is None else p.grad + g
+        self.restore()
 
     def restore(self) -> None:
         self.delta = None
@@ -206,32 +314,109 @@ class _FGM:
         self.handle.remove()
 
 
+def _model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in batch.items() if k not in ("labels", "soft", "weight")}
+
+
 @torch.inference_mode()
 def predict_logits(model, feats: list[dict], pad_id: int, batch_size: int = 64) -> list[np.ndarray]:
     """Logits per example (unpadded for tokens), in input order."""
     model.eval()
     out: list[np.ndarray | None] = [None] * len(feats)
     for batch in length_sorted_batches([len(f["input_ids"]) for f in feats], batch_size):
-        inputs = pad_batch([{k: v for k, v in feats[i].items() if k != "labels"} for i in batch], pad_id)
+        inputs = pad_batch([{k: v for k, v in feats[i].items() if k not in ("labels", "soft")} for i in batch], pad_id)
         logits = model(**inputs).logits.float().cpu().numpy()
         for row, i in enumerate(batch):
             out[i] = logits[row] if logits.ndim == 2 else logits[row, : len(feats[i]["input_ids"])]
     return out  # type: ignore[return-value]
 
 
-def evaluate_features(task: Task, model, feats: list[dict], labels: list[str], pad_id: int) -> dict[str, Any]:
-    """Dev/test metrics from encoded features (labels included)."""
+def token_decoder(model, labels: list[str], mode: str):
+    """The IOB2Decoder for a model: its CRF's learned scores when it has one."""
+    from kgfusion.core.decoding import IOB2Decoder
+
+    scores = model.decoder_scores() if hasattr(model, "decoder_scores") else None
+    if mode == "crf" and scores is None:
+        mode = "viterbi"
+    return IOB2Decoder(labels, mode, **(scores or {})) if mode == "crf" else IOB2Decoder(labels, mode)
+
+
+def evaluate_features(task: Task, model, feats: list[dict], labels: list[str], pad_id: int,
+                      decoder: str = "argmax") -> dict[str, Any]:
+    """Dev/test metrics from encoded features (labels included); token tags decoded by ``decoder``."""
     logits = predict_logits(model, feats, pad_id)
     if task == "sequence":
         y_true = [labels[f["labels"]] for f in feats]
         y_pred = [labels[int(np.argmax(lg))] for lg in logits]
         return classification_metrics(y_true, y_pred, labels)
+    dec = token_decoder(model, labels, decoder)
     true_seqs, pred_seqs = [], []
     for f, lg in zip(feats, logits):
         keep = [j for j, lab in enumerate(f["labels"]) if lab >= 0]
         true_seqs.append([labels[f["labels"][j]] for j in keep])
-        pred_seqs.append([labels[int(np.argmax(lg[j]))] for j in keep])
+        pred_seqs.append([labels[k] for k in dec.decode(lg[keep])] if keep else [])
     return entity_metrics(true_seqs, pred_seqs)
+
+
+def _param_groups(model, config: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups: no decay for biases/norms; layer-wise LR decay; the head at lr * head_lr_scale."""
+    import re
+
+    base_cfg = getattr(model, "config", None)
+    n_layers = int(getattr(base_cfg, "num_hidden_layers", 0) or 0)
+    lr = config.learning_rate
+    groups: dict[tuple[float, float], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        m = re.search(r"\.layer\.(\d+)\.", name)
+        if m and n_layers:
+            scale = config.layer_lr_decay ** (n_layers - int(m.group(1)))
+        elif "embeddings." in name and "feature_embedding" not in name:
+            scale = config.layer_lr_decay ** (n_layers + 1) if n_layers else 1.0
+        elif "classifier" in name or name.startswith(("crf.", "feature_embedding.")) or "pooler" in name:
+            scale = config.head_lr_scale
+        else:
+            scale = 1.0
+        decay = config.weight_decay if p.ndim > 1 and not name.startswith("crf.") else 0.0
+        groups.setdefault((lr * scale, decay), []).append(p)
+    return [{"params": ps, "lr": g_lr, "weight_decay": wd} for (g_lr, wd), ps in groups.items()]
+
+
+def _schedule(optim, config: TrainConfig, warmup: int, total: int):
+    if config.schedule == "cosine":
+        from kgfusion.core.optim import cosine_schedule
+
+        return cosine_schedule(optim, warmup, total)
+    return linear_schedule(optim, warmup, total)
+
+
+CHECKPOINT = "last.pt"
+
+
+def _save_checkpoint(path: Path, model, optim, sched, rng: random.Random, state: dict[str, Any]) -> None:
+    """Everything to resume after an epoch, in a file ``torch.load(weights_only=True)`` reads back."""
+    from kgfusion.core.fileio import atomic_write
+
+    payload = {
+        "model": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad},
+        "optim": optim.state_dict(),
+        "sched": sched.state_dict(),
+        "rng_python": list(rng.getstate()[1]),
+        "rng_python_version": rng.getstate()[0],
+        "rng_torch": torch.get_rng_state(),
+        **state,
+    }
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def _load_checkpoint(path: Path, config: TrainConfig) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("config") != config.to_json():
+        raise ConfigError(f"{path}: checkpoint of another training config; remove it or use another checkpoint_dir")
+    return payload
 
 
 def train(
@@ -240,20 +425,51 @@ def train(
     dev_examples: Sequence[TextExample] | Sequence[TokenExample],
     progress: bool = True,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    *,
+    gazetteer=None,
+    soft_targets: Sequence[np.ndarray] | None = None,
+    example_weights: Sequence[float] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    train_word_features: Sequence[Sequence[int]] | None = None,
 ) -> TrainResult:
-    """Fine-tune and return the model with the best dev weights restored."""
+    """Fine-tune and return the model with the best dev weights restored.
+
+    ``gazetteer``: a core.features.TokenGazetteer (needed when ``config.kg_features``).
+    ``soft_targets``: per training example a class distribution (C,) for sequences or (n_words, C)
+    for tokens (e.g. an ensemble's probabilities); mixed with the hard labels by ``soft_weight``.
+    ``example_weights``: per-example loss weights (e.g. annotator agreement).
+    ``checkpoint_dir``: checkpoint after every epoch; a rerun with the same config resumes there.
+    ``train_word_features``: gazetteer feature ids per word of each training example, computed by the
+    caller (e.g. cross-fold, so a dictionary built from training mentions does not look perfect on
+    the sentences it came from); dev examples and inference use ``gazetteer``.
+    """
     if not train_examples:
         raise DataError("no training examples")
     if not dev_examples:
         raise DataError("no dev examples: early stopping and the model card need a dev split")
+    if config.kg_features and gazetteer is None:
+        raise ConfigError("kg_features=True needs gazetteer= (a core.features.TokenGazetteer)")
+    for name, seq in (("soft_targets", soft_targets), ("example_weights", example_weights),
+                      ("train_word_features", train_word_features)):
+        if seq is not None and len(seq) != len(train_examples):
+            raise DataError(f"{name} has {len(seq)} rows for {len(train_examples)} training examples")
     set_seed(config.seed)
     labels = list(config.labels) or infer_labels(config.task, train_examples)
     if config.task == "token" and "O" not in labels:
         raise ConfigError(f"token labels must include 'O'; got {labels}")
     label2id = {lab: i for i, lab in enumerate(labels)}
-    model, tokenizer = build_model(config, labels)
-    train_feats = encode_examples(config.task, train_examples, tokenizer, label2id, config.max_length)
-    dev_feats = encode_examples(config.task, dev_examples, tokenizer, label2id, config.max_length)
+    gaz = gazetteer if config.kg_features else None
+    model, tokenizer = build_model(config, labels, n_features=gaz.n_features if gaz is not None else 0)
+    if gaz is not None:
+        model.gazetteer = gaz  # saved inside the bundle: inference computes the same features
+    train_feats = encode_examples(config.task, train_examples, tokenizer, label2id, config.max_length,
+                                  gaz if train_word_features is None else _FixedFeatures(train_word_features))
+    dev_feats = encode_examples(config.task, dev_examples, tokenizer, label2id, config.max_length, gaz)
+    if soft_targets is not None:
+        _attach_soft(config.task, train_feats, soft_targets, len(labels))
+    if example_weights is not None:
+        for f, w in zip(train_feats, example_weights):
+            f["weight"] = float(w)
     pad_id = tokenizer.pad_token_id or 0
     weights = _class_weights(config.task, train_feats, len(labels)) if config.class_weights == "balanced" else None
 
@@ -263,33 +479,68 @@ def train(
     if config.max_steps:
         total = min(total, config.max_steps)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
-    optim = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.learning_rate,
-    )
+    optim = torch.optim.AdamW(_param_groups(model, config), lr=config.learning_rate)
     warmup = int(total * config.warmup_ratio)
-    sched = linear_schedule(optim, warmup, total)
-    fgm = _FGM(model, config.fgm_epsilon) if config.fgm_epsilon > 0 else None
+    sched = _schedule(optim, config, warmup, total)
+    adversary = config.adversary
+    adv = (_EmbeddingAdversary(model, config.epsilon, 1 if adversary == "fgm" else config.pgd_steps)
+           if adversary != "none" else None)
     metric = config.primary_metric
     best_score, best_state, bad_epochs = -1.0, None, 0
     history: list[dict[str, float]] = []
-    step = 0
-    started = time.perf_counter()
-    bar = tqdm(total=total, disable=not progress, desc=f"train {config.method}", unit="step")
+    step, start_epoch, spent = 0, 1, 0.0
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
+    resumed = _load_checkpoint(ckpt_path, config) if ckpt_path else None
+    stopped = False
+    if resumed is not None:
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for n, value in resumed["model"].items():
+                params[n].copy_(value)
+        optim.load_state_dict(resumed["optim"])
+        sched.load_state_dict(resumed["sched"])
+        rng.setstate((resumed["rng_python_version"], tuple(resumed["rng_python"]), None))
+        torch.set_rng_state(resumed["rng_torch"])
+        step, start_epoch, spent = resumed["step"], resumed["epoch"] + 1, resumed["seconds"]
+        best_score, bad_epochs, history = resumed["best_score"], resumed["bad_epochs"], resumed["history"]
+        best_state = resumed.get("best") or None
+        stopped = resumed["stopped"]
+        log.info("resumed from %s after epoch %d (step %d)", ckpt_path, resumed["epoch"], step)
+    started = time.perf_counter() - spent
+    bar = tqdm(total=total, initial=step, disable=not progress, desc=f"train {config.method}", unit="step")
+    feat_rng = random.Random(config.seed + 1)
+
+    def forward_loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        gold = batch["labels"]
+        inputs = _model_inputs(batch)
+        if gaz is not None and config.feature_dropout and "feature_ids" in inputs:
+            drop = torch.tensor([feat_rng.random() < config.feature_dropout for _ in range(gold.shape[0])])
+            inputs["feature_ids"] = inputs["feature_ids"].masked_fill(drop.unsqueeze(1), 0)
+        logits = model(**inputs).logits
+        crf = getattr(model, "crf", None)
+        if crf is not None:
+            from kgfusion.core.decoding import gather_words, word_positions
+
+            index, mask = word_positions(gold)
+            loss = crf.nll(gather_words(logits, index), gather_words(gold, index), mask)
+        else:
+            loss = _loss(config.task, logits, gold, weights, config.label_smoothing, batch.get("weight"))
+        if "soft" in batch:
+            loss = (1 - config.soft_weight) * loss + config.soft_weight * _soft_loss(logits, batch["soft"], gold)
+        return loss
+
     try:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(start_epoch, config.epochs + 1):
+            if stopped or (config.max_steps and step >= config.max_steps):
+                break
             model.train()
             losses = []
             for batch_idx in bucketed_batches([len(f["input_ids"]) for f in train_feats], config.batch_size, rng):
-                batch = pad_batch([train_feats[i] for i in batch_idx], pad_id)
-                gold = batch.pop("labels")
-                loss = _loss(config.task, model(**batch).logits, gold, weights)
+                batch = _collate([train_feats[i] for i in batch_idx], pad_id)
+                loss = forward_loss(batch)
                 loss.backward()
-                if fgm is not None and fgm.attack():
-                    _loss(config.task, model(**batch).logits, gold, weights).backward()
-                    fgm.restore()
+                if adv is not None:
+                    adv.run(trainable, lambda b=batch: forward_loss(b))
                 torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
                 optim.step()
                 sched.step()
@@ -300,8 +551,9 @@ def train(
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", epoch=epoch)
                 if config.max_steps and step >= config.max_steps:
                     break
-            dev = evaluate_features(config.task, model, dev_feats, labels, pad_id)
-            record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), f"dev_{metric}": dev[metric]}
+            dev = evaluate_features(config.task, model, dev_feats, labels, pad_id, config.decoder)
+            record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), f"dev_{metric}": dev[metric],
+                      "seconds": round(time.perf_counter() - started, 1)}
             if "accuracy" in dev:
                 record["dev_accuracy"] = dev["accuracy"]
             history.append(record)
@@ -315,20 +567,23 @@ def train(
                 bad_epochs += 1
                 if bad_epochs > config.patience:
                     log.info("early stop after epoch %d (no %s gain for %d epochs)", epoch, metric, bad_epochs)
-                    break
-            if config.max_steps and step >= config.max_steps:
-                break
+                    stopped = True
+            if ckpt_path is not None:
+                _save_checkpoint(ckpt_path, model, optim, sched, rng, {
+                    "config": config.to_json(), "epoch": epoch, "step": step, "best_score": best_score,
+                    "bad_epochs": bad_epochs, "history": history, "best": best_state or {}, "stopped": stopped,
+                    "seconds": time.perf_counter() - started})
     finally:
         bar.close()
-        if fgm is not None:
-            fgm.close()
+        if adv is not None:
+            adv.close()
     if best_state is not None:
         params = dict(model.named_parameters())
         with torch.no_grad():
             for n, value in best_state.items():
                 params[n].copy_(value)
     model.eval()
-    dev_metrics = evaluate_features(config.task, model, dev_feats, labels, pad_id)
+    dev_metrics = evaluate_features(config.task, model, dev_feats, labels, pad_id, config.decoder)
     return TrainResult(
         model=model,
         tokenizer=tokenizer,
@@ -339,3 +594,52 @@ def train(
         seconds=time.perf_counter() - started,
         steps=step,
     )
+
+
+class _FixedFeatures:
+    """Stands in for a gazetteer in encode_examples: precomputed word features, one row per example."""
+
+    def __init__(self, rows: Sequence[Sequence[int]]) -> None:
+        self.rows, self.i = list(rows), 0
+
+    def word_features(self, words: Sequence[str]) -> list[int]:
+        row = list(self.rows[self.i])
+        self.i += 1
+        if len(row) != len(words):
+            raise DataError(f"train_word_features row {self.i} has {len(row)} ids for {len(words)} words")
+        return row
+
+
+def _attach_soft(task: Task, feats: list[dict], soft_targets: Sequence[np.ndarray], n_labels: int) -> None:
+    """Put each example's soft targets on its labelled positions (tokens: word i -> i-th first sub-token)."""
+    for i, (f, soft) in enumerate(zip(feats, soft_targets)):
+        soft = np.asarray(soft, dtype=np.float32)
+        if task == "sequence":
+            if soft.shape != (n_labels,):
+                raise DataError(f"soft target {i} has shape {soft.shape}, expected ({n_labels},)")
+            f["soft"] = soft
+            continue
+        positions = [j for j, lab in enumerate(f["labels"]) if lab >= 0]
+        if soft.ndim != 2 or soft.shape[1] != n_labels or soft.shape[0] < len(positions):
+            raise DataError(f"soft target {i} has shape {soft.shape}, expected (>= {len(positions)}, {n_labels})")
+        full = np.zeros((len(f["labels"]), n_labels), dtype=np.float32)
+        full[positions] = soft[: len(positions)]
+        f["soft"] = full
+
+
+def _collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """pad_batch for ids/labels; soft targets and example weights stacked alongside."""
+    plain = [{k: v for k, v in f.items() if k not in ("soft", "weight")} for f in features]
+    batch = pad_batch(plain, pad_id)
+    if "soft" in features[0]:
+        width = batch["input_ids"].shape[1]
+        rows = []
+        for f in features:
+            s = f["soft"]
+            if s.ndim == 2:
+                s = np.pad(s, ((0, width - s.shape[0]), (0, 0)))
+            rows.append(s)
+        batch["soft"] = torch.tensor(np.stack(rows))
+    if "weight" in features[0]:
+        batch["weight"] = torch.tensor([f["weight"] for f in features], dtype=torch.float32)
+    return batch

@@ -231,9 +231,18 @@ def metric_text(metrics: dict[str, Any], key: str) -> str:
 
 def method_text(config: TrainConfig) -> str:
     """How the encoder was adapted, for model cards: LoRA rank and targets, or full fine-tuning."""
-    if config.method == "lora":
-        return f"LoRA r={config.lora_r} on {','.join(config.lora_targets)} + full classifier head"
-    return "full fine-tune"
+    text = (f"LoRA r={config.lora_r} on {','.join(config.lora_targets)} + full classifier head"
+            if config.method == "lora" else "full fine-tune")
+    parts = [f"{config.schedule} schedule"]
+    if config.layer_lr_decay < 1:
+        parts.append(f"layer-wise LR decay {config.layer_lr_decay}")
+    if config.task == "token" and config.decoder != "argmax":
+        parts.append("CRF layer" if config.decoder == "crf" else "constrained Viterbi decoding")
+    if config.kg_features:
+        parts.append("knowledge-graph gazetteer features in the input embeddings")
+    if config.adversary != "none":
+        parts.append(f"{config.adversary.upper()} adversarial training (epsilon {config.epsilon})")
+    return text + "; " + ", ".join(parts)
 
 
 def model_card(name: str, config: TrainConfig, labels: list[str], data: dict[str, Any],

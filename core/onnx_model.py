@@ -60,7 +60,8 @@ class OnnxModel:
         self.input_names: list[str] = [i.name for i in self.session.get_inputs()]
         self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
 
-    def __call__(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> np.ndarray:
+    def __call__(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None,
+                 feature_ids: Any = None) -> np.ndarray:
         """Return float32 logits; only the inputs the graph declares are fed."""
         ids = _as_int64(input_ids)
         if ids.ndim != 2:
@@ -69,6 +70,7 @@ class OnnxModel:
             "input_ids": ids,
             "attention_mask": _as_int64(attention_mask),
             "token_type_ids": np.zeros_like(ids) if token_type_ids is None else _as_int64(token_type_ids),
+            "feature_ids": np.zeros_like(ids) if feature_ids is None else _as_int64(feature_ids),
         }
         feed = {name: given[name] for name in self.input_names if name in given}
         missing = [name for name in self.input_names if name not in given]

@@ -63,6 +63,9 @@ class Predictor:
         max_length: int = 128,
         stride: int | None = None,
         onnx_path: str | Path | None = None,
+        decoder: str = "argmax",
+        decoder_scores: dict[str, np.ndarray] | None = None,
+        gazetteer=None,
     ) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"backend={backend!r}; allowed: {list(BACKENDS)}")
@@ -77,6 +80,18 @@ class Predictor:
         self.max_length = max_length
         self.stride = stride
         self._input_names = ["input_ids", "attention_mask", "token_type_ids"]
+        # Token models: structured decoding (core/decoding.py) and gazetteer features (core/features.py).
+        self.gazetteer = gazetteer if gazetteer is not None else getattr(model, "gazetteer", None)
+        if decoder_scores is None and model is not None and hasattr(model, "decoder_scores"):
+            decoder_scores = model.decoder_scores()
+        self.decoder = None
+        if task == "token":
+            from kgfusion.core.decoding import IOB2Decoder
+
+            mode = decoder if decoder != "crf" or decoder_scores is not None else "viterbi"
+            self.decoder = IOB2Decoder(self.labels, mode, **(decoder_scores or {}) if mode == "crf" else {})
+        if self.gazetteer is not None:
+            self._input_names.append("feature_ids")
         if backend == "onnx-int8":
             from kgfusion.core.quantize import OnnxModel
 
@@ -108,15 +123,23 @@ class Predictor:
             manifest = verify_bundle(bundle_dir)
             tokenizer = AutoTokenizer.from_pretrained(bundle_dir, trust_remote_code=False)
             kwargs.setdefault("max_length", max(manifest.max_length, 128))
+            kwargs.setdefault("decoder", manifest.extra.get("decoder", "argmax"))
+            if manifest.task == "token":
+                from kgfusion.core.tokenmodel import load_decoder_scores, load_gazetteer
+
+                kwargs.setdefault("decoder_scores", load_decoder_scores(bundle_dir))
+                kwargs.setdefault("gazetteer", load_gazetteer(bundle_dir))
             return cls(None, tokenizer, manifest.labels, manifest.task, backend=backend,
                        onnx_path=bundle_dir / ONNX_INT8, **kwargs)
         loaded = load_bundle(bundle_dir)
-        kwargs.setdefault("max_length", max(read_manifest(bundle_dir).max_length, 128))
+        manifest = read_manifest(bundle_dir)
+        kwargs.setdefault("max_length", max(manifest.max_length, 128))
+        kwargs.setdefault("decoder", manifest.extra.get("decoder", "argmax"))
         return cls(loaded.model, loaded.tokenizer, loaded.labels, loaded.task, backend=backend, **kwargs)
 
     # -- shared machinery -------------------------------------------------------------------
     def _encode(self, texts: Sequence[str]):
-        return self.tokenizer(
+        enc = self.tokenizer(
             list(texts),
             truncation=True,
             max_length=self.max_length,
@@ -124,6 +147,27 @@ class Predictor:
             return_overflowing_tokens=True,
             return_offsets_mapping=self.task == "token",
         )
+        if self.gazetteer is not None:
+            enc["feature_ids"] = self._features(list(texts), enc)
+        return enc
+
+    def _features(self, texts: list[str], enc) -> list[list[int]]:
+        """Gazetteer feature id per sub-token: words (the tokenizer's own) matched against the gazetteer."""
+        spans: list[dict[int, list[int]]] = [{} for _ in texts]
+        for w, sample in enumerate(enc["overflow_to_sample_mapping"]):
+            for j, wid in enumerate(enc.word_ids(w)):
+                if wid is None:
+                    continue
+                s, e = enc["offset_mapping"][w][j]
+                cur = spans[sample].setdefault(wid, [s, e])
+                cur[0], cur[1] = min(cur[0], s), max(cur[1], e)
+        word_feats: list[dict[int, int]] = []
+        for text, wmap in zip(texts, spans):
+            order = sorted(wmap)
+            feats = self.gazetteer.word_features([text[wmap[k][0] : wmap[k][1]] for k in order])
+            word_feats.append(dict(zip(order, feats)))
+        return [[0 if wid is None else word_feats[sample].get(wid, 0) for wid in enc.word_ids(w)]
+                for w, sample in enumerate(enc["overflow_to_sample_mapping"])]
 
     def _logits(self, enc) -> list[np.ndarray]:
         """Logits per window (unpadded), computed in length-sorted batches."""
@@ -195,7 +239,7 @@ class Predictor:
                 if wid != prev:  # first sub-token of the word in this window
                     centrality = min(j, n - 1 - j)
                     if centrality > entry[0]:
-                        entry[0], entry[1] = centrality, softmax(logits[w][j].astype(np.float64))
+                        entry[0], entry[1] = centrality, logits[w][j].astype(np.float64)
                 prev = wid
         results = []
         for text, wmap in zip(texts, words):
@@ -204,12 +248,18 @@ class Predictor:
         return results
 
     def _decode(self, text: str, seq: list[tuple[int, int, np.ndarray]]) -> list[Span]:
-        """IOB2 over words to spans; an I- without a matching open entity starts one (lenient)."""
+        """Word logits -> tags (argmax, constrained Viterbi or CRF) -> spans; an I- without a matching
+        open entity starts one (lenient, only reachable with argmax)."""
         spans: list[Span] = []
         cur: list | None = None  # [start, end, type, scores]
-        for s, e, p in seq:
-            tag = self.labels[int(np.argmax(p))]
-            score = float(p.max())
+        if not seq:
+            return spans
+        word_logits = np.stack([lg for _, _, lg in seq])
+        probs = softmax(word_logits)
+        tags = self.decoder.decode(word_logits) if self.decoder is not None else list(word_logits.argmax(-1))
+        for (s, e, _), p, tag_id in zip(seq, probs, tags):
+            tag = self.labels[int(tag_id)]
+            score = float(p[int(tag_id)])
             prefix, _, etype = tag.partition("-")
             if tag == "O" or not etype:
                 cur = self._close(text, cur, spans)

@@ -261,6 +261,8 @@ def _forward_inputs(model, tokenizer) -> list[str]:
     params = list(inspect.signature(model.forward).parameters)
     produced = set(getattr(tokenizer, "model_input_names", ONNX_INPUTS))
     names = [p for p in params if p in ONNX_INPUTS and p in produced]
+    if getattr(model, "feature_embedding", None) is not None:  # FusedTokenModel with gazetteer features
+        names.append("feature_ids")
     if "input_ids" not in names or "attention_mask" not in names:
         raise ConfigError(
             f"{type(model).__name__} must take input_ids and attention_mask to be exported (takes {params}); "

@@ -2,6 +2,7 @@
 `kgfusion` console script, never generic top-level packages such as `core` or `apps`."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -16,9 +17,15 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # Build from a copy of what the package is made of, so setuptools' build/ never lands in the checkout.
+    src = tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for name in ("core", "knowledge", "apps"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     # No build isolation: the venv's setuptools builds it offline; --no-deps: only kgfusion itself.
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(out), str(REPO)], check=True, capture_output=True)
+                    "-w", str(out), str(src)], check=True, capture_output=True)
     wheels = list(out.glob("kgfusion-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]

@@ -112,13 +112,24 @@ def headline(results: dict[str, dict[str, Any]]) -> dict[str, float]:
 def train_finsent(config: TrainConfig, data: FinanceData, out_dir: str | Path, *, progress: bool = True,
                   command: Sequence[str] | None = None, onnx: bool = True) -> dict[str, Any]:
     """Train, evaluate on the three held-out sets, save the bundle (+ ONNX int8 when available)."""
+    return train_finsent_examples(config, data, load_finance_splits(data), out_dir, progress=progress,
+                                  command=command, onnx=onnx)
+
+
+def train_finsent_examples(config: TrainConfig, data: FinanceData, splits: FinanceSplits, out_dir: str | Path, *,
+                           train_rows: Sequence[TextExample] | None = None, progress: bool = True,
+                           command: Sequence[str] | None = None, onnx: bool = True, soft_targets=None,
+                           example_weights=None, checkpoint_dir=None, recipe=None) -> dict[str, Any]:
+    """Train on ``train_rows`` (default: the splits' train part; a recipe adds augmented copies), evaluate
+    on the held-out sets (fp32, and ONNX int8 when exported), save the bundle."""
     from kgfusion.core.finetune import train
     from kgfusion.core.predict import Predictor
 
-    splits = load_finance_splits(data)
     if not config.labels:
         config = TrainConfig.from_dict(config.to_dict() | {"labels": list(LABELS)})
-    result = train(config, splits.train, splits.dev, progress=progress)
+    rows = list(train_rows) if train_rows is not None else splits.train
+    result = train(config, rows, splits.dev, progress=progress, soft_targets=soft_targets,
+                   example_weights=example_weights, checkpoint_dir=checkpoint_dir)
     predictor = Predictor(result.model, result.tokenizer, result.labels, "sequence", max_length=128)
     tests = evaluate_tests(predictor, splits.tests)
     metrics: dict[str, Any] = {
@@ -127,17 +138,21 @@ def train_finsent(config: TrainConfig, data: FinanceData, out_dir: str | Path, *
         "dev_macro_f1": result.dev_metrics.get("macro_f1"),
         "train_seconds": round(result.seconds, 1),
         "train_steps": result.steps,
+        "method": config.method,
         "finbert_published": FINBERT_PUBLISHED,
         "details": {"dev": result.dev_metrics, "tests": tests, "history": result.history},
     }
     data_info = {
         "files": {k: {"path": getattr(data, k), "sha256": sha256_file(Path(getattr(data, k)))}
                   for k in ("phrasebank", "phrasebank_allagree", "twitter")},
-        "split": {"fractions": {"dev": data.dev, "test": data.test}, "seed": data.seed, "sizes": splits.sizes()},
-        "label_counts": {"train": label_counts(splits.train), "dev": label_counts(splits.dev)},
+        "split": {"fractions": {"dev": data.dev, "test": data.test}, "seed": data.seed,
+                  "sizes": splits.sizes() | {"train": len(rows)}},
+        "label_counts": {"train": label_counts(rows), "dev": label_counts(splits.dev)},
         "duplicates": splits.notes,
         "licence": "PhraseBank CC BY-NC-SA 3.0 (non-commercial); Twitter Financial News MIT",
     }
+    if recipe is not None:
+        data_info["recipe"] = recipe.name
     cmd = " ".join(shlex.quote(c) for c in (command or sys.argv))
     card = model_card(Path(out_dir).name, config, data_info, metrics, cmd)
     out = save_bundle(out_dir, result.model, result.tokenizer, task="sequence", method=config.method,

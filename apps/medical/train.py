@@ -90,14 +90,27 @@ def headline(prefix: str, m: dict[str, Any]) -> dict[str, float]:
 def train_medical(config: TrainConfig, data: MedicalData, out_dir: str | Path, *, progress: bool = True,
                   command: Sequence[str] | None = None, onnx: bool = True) -> dict[str, Any]:
     """Train, evaluate on devel.tsv (fp32, and ONNX int8 when exported), save the bundle."""
-    from kgfusion.core.finetune import train
-    from kgfusion.core.predict import Predictor
-
     if config.task != "token":
         raise DataError(f"medical NER trains token classifiers; got task={config.task!r}")
     train_set, dev_set, devel_set, rejects = load_medical_splits(data)
-    result = train(config, train_set, dev_set, progress=progress)
-    predictor = Predictor(result.model, result.tokenizer, result.labels, "token", max_length=max(config.max_length, 128))
+    return train_medical_examples(config, data, train_set, dev_set, devel_set, rejects, out_dir,
+                                  progress=progress, command=command, onnx=onnx)
+
+
+def train_medical_examples(config: TrainConfig, data: MedicalData, train_set, dev_set, devel_set, rejects,
+                           out_dir: str | Path, *, progress: bool = True, command: Sequence[str] | None = None,
+                           onnx: bool = True, gazetteer=None, soft_targets=None, checkpoint_dir=None,
+                           recipe=None, train_word_features=None) -> dict[str, Any]:
+    """Train on given examples (a recipe may add joint data or augmented copies), evaluate on devel
+    (fp32 with the configured decoder, and ONNX int8 when exported), save the bundle."""
+    from kgfusion.core.finetune import train
+    from kgfusion.core.predict import Predictor
+
+    result = train(config, train_set, dev_set, progress=progress, gazetteer=gazetteer,
+                   soft_targets=soft_targets, checkpoint_dir=checkpoint_dir,
+                   train_word_features=train_word_features)
+    predictor = Predictor(result.model, result.tokenizer, result.labels, "token",
+                          max_length=max(config.max_length, 128), decoder=config.decoder)
     devel = evaluate_devel(predictor, devel_set)
     metrics: dict[str, Any] = {
         **headline("devel", devel),
@@ -105,10 +118,17 @@ def train_medical(config: TrainConfig, data: MedicalData, out_dir: str | Path, *
         "train_seconds": round(result.seconds, 1),
         "train_steps": result.steps,
         "method": config.method,
+        "decoder": config.decoder,
+        "kg_features": config.kg_features,
         "dataset": data.name,
         "published_test_f1": PUBLISHED[data.name],
         "details": {"devel": devel, "dev": result.dev_metrics, "history": result.history},
     }
+    # the same weights under the other decoder, for the ablation (argmax vs constrained Viterbi)
+    other = "argmax" if config.decoder != "argmax" else "viterbi"
+    alt = Predictor(result.model, result.tokenizer, result.labels, "token",
+                    max_length=max(config.max_length, 128), decoder=other)
+    metrics.update(headline(f"devel_{other}", evaluate_devel(alt, devel_set)))
     data_info = {
         "dataset": data.name,
         "train": {"path": data.train_path, "sha256": sha256_file(Path(data.train_path))},
@@ -120,6 +140,8 @@ def train_medical(config: TrainConfig, data: MedicalData, out_dir: str | Path, *
         "rejected_rows": len(rejects),
         "licence": LICENCES[data.name],
     }
+    if recipe is not None:
+        data_info["recipe"] = recipe.name
     cmd = " ".join(shlex.quote(c) for c in (command or sys.argv))
     name = Path(out_dir).name
     out = save_bundle(out_dir, result.model, result.tokenizer, task="token", method=config.method, base=config.base,

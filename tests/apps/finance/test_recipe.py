@@ -1,0 +1,78 @@
+"""The finance sentiment recipe end to end on a tiny random BERT and tiny files: agreement-weighted soft
+labels, KG company-name swaps, a 2-seed ensemble distilled into a student, ONNX int8, recipe.json."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from kgfusion.apps.finance.recipe import agreement_levels, agreement_targets, kg_company_terms
+from kgfusion.core.data import TextExample
+from kgfusion.core.recipe import run_recipe
+from tests.apps.finance.conftest import DATA
+from tests.conftest import make_sentiment_examples
+
+
+@pytest.fixture
+def fin_data(tmp_path):
+    root = tmp_path / "data"
+    pbdir = root / "datasets" / "financial_phrasebank"
+    pbdir.mkdir(parents=True)
+    pb = make_sentiment_examples(20, seed=1)
+    lines = [f"{e.text} Apple {i}@{e.label}" if i % 3 == 0 else f"{e.text} {i}@{e.label}" for i, e in enumerate(pb)]
+    for name, keep in (("50", lines), ("66", lines[::2]), ("75", lines[::3]), ("All", lines[::6])):
+        (pbdir / f"Sentences_{name}Agree.txt").write_bytes(("\n".join(keep) + "\n").encode("latin-1"))
+    twdir = root / "datasets" / "twitter_financial_news"
+    twdir.mkdir(parents=True)
+    codes = {"negative": "0", "positive": "1", "neutral": "2"}
+    tw = make_sentiment_examples(20, seed=2)
+    (twdir / "sent_train.csv").write_text("text,label\n" + "\n".join(
+        f"tweet {e.text} {i},{codes[e.label]}" for i, e in enumerate(tw)) + "\n")
+    (root / "kg").mkdir()
+    shutil.copyfile(DATA / "mini_finance.ttl", root / "kg" / "finance.ttl")
+    return root
+
+
+def test_agreement_levels_and_targets(fin_data):
+    levels = agreement_levels(fin_data / "datasets" / "financial_phrasebank")
+    assert sorted(set(levels.values())) == [0.5, 0.66, 0.75, 1.0]
+    rows = [TextExample(t, "positive", i) for i, t in enumerate(levels)]
+    soft, weights = agreement_targets(rows, levels, "soft")
+    assert weights is None and all(abs(float(s.sum()) - 1) < 1e-6 for s in soft)
+    assert {round(float(s[2]), 2) for s in soft} == {0.5, 0.66, 0.75, 1.0}  # gold 'positive' is index 2
+    _, w = agreement_targets(rows, levels, "weight")
+    assert sorted(set(w)) == [0.5, 0.66, 0.75, 1.0]
+
+
+def test_kg_company_terms_are_names_not_tickers(fin_data):
+    terms = kg_company_terms(fin_data)
+    assert "Apple Inc." in terms and not any(t.startswith("$") or t.isupper() and len(t) <= 5 for t in terms)
+
+
+def test_finance_recipe_end_to_end(fin_data, tiny_model_dir, tmp_path):
+    from kgfusion.core.bundle import read_manifest
+    from kgfusion.core.predict import Predictor
+
+    recipe = {
+        "name": "finsent-tiny", "trainer": "kgfusion.apps.finance.recipe:train_recipe",
+        "data": {"agreement": "soft"},
+        "train": {"base": tiny_model_dir, "method": "full", "epochs": 2, "batch_size": 16, "max_length": 24,
+                  "lr": 3e-3, "schedule": "cosine", "layer_lr_decay": 0.8},
+        "augment": {"term_swap": {"rate": 1.0, "copies": 1}},
+        "ensemble": {"seeds": [1, 2], "distill": True},
+    }
+    path = tmp_path / "finsent.json"
+    path.write_text(json.dumps(recipe))
+    res = run_recipe(path, tmp_path / "bundle", data_dir=fin_data, work_dir=tmp_path / "work", progress=False)
+    m = res["metrics"]
+    for key in ("phrasebank50_accuracy", "twitter_onnx_int8_accuracy", "ensemble_twitter_accuracy", "onnx_int8_mb"):
+        assert key in m, key
+    manifest = read_manifest(tmp_path / "bundle")
+    assert "model.safetensors" not in manifest.files and "recipe.json" in manifest.files
+    probs = Predictor.from_bundle(tmp_path / "bundle", backend="onnx-int8").predict_proba(["profit rose"])
+    assert probs.shape == (1, 3) and np.isclose(probs.sum(), 1, atol=1e-4)
+    # the swap added copies with other company names: the training rows recorded grew
+    data_info = json.loads((tmp_path / "work" / "seed-1" / "data.json").read_text())
+    assert data_info["split"]["sizes"]["train"] > 96
