@@ -263,7 +263,7 @@ class _EmbeddingAdversary:
             return output
         if self.delta is not None and self.delta.shape == output.shape:
             output = output + self.delta
-        elif not output.requires_grad:
+        if not output.requires_grad:  # frozen embeddings (LoRA): still need the gradient w.r.t. them
             output.requires_grad_(True)
         output.retain_grad()
         self.output = output

@@ -19,7 +19,16 @@ from rdflib.term import Node
 
 from kgfusion.core.errors import KgfusionError
 from kgfusion.knowledge.records import EntityRecord
-from kgfusion.knowledge.sparql import SparqlError, parse_read_only
+from kgfusion.knowledge.sparql import (
+    DEFAULT_MAX_ROWS,
+    DEFAULT_TIMEOUT_S,
+    QueryRows,
+    SparqlError,
+    check_limits,
+    evaluate,
+    parse_read_only,
+    run_bounded,
+)
 from kgfusion.knowledge.vocab import ALL_PREFIXES, KGF, bind_prefixes
 
 Direction = TypingLiteral["out", "in", "both"]
@@ -225,37 +234,36 @@ class KnowledgeGraph:
 
     # ---------------------------------------------------------------- SPARQL
     def query(
-        self, sparql: str, init_bindings: Mapping[str, Node | str] | None = None, limit: int | None = None
-    ) -> list[dict[str, str]]:
+        self,
+        sparql: str,
+        init_bindings: Mapping[str, Node | str] | None = None,
+        limit: int | None = None,
+        *,
+        timeout_s: float | None = DEFAULT_TIMEOUT_S,
+        max_rows: int | None = DEFAULT_MAX_ROWS,
+    ) -> QueryRows:
         """Run a read-only query; rows map variable names to strings (unbound variables are left out).
 
         SELECT -> one dict per solution; ASK -> ``[{"ask": "true"|"false"}]``; CONSTRUCT/DESCRIBE ->
         sorted ``{"subject", "predicate", "object"}`` rows. ``limit`` (>= 1) caps the rows returned.
-        Project prefixes (vocab.ALL_PREFIXES) are pre-bound. Raises SparqlError.
+        Project prefixes (vocab.ALL_PREFIXES) are pre-bound.
+
+        Evaluation is bounded: it is stopped after ``timeout_s`` seconds (> 0; None = no limit, runs
+        in-process) with QueryTimeout, and at most ``max_rows`` rows (>= 1; None = no cap) are
+        materialised; when the cap cuts the result the returned QueryRows has ``truncated`` set and a
+        ``note`` for the user. Raises SparqlError (QueryTimeout is one) before evaluation for updates,
+        SERVICE, FROM and malformed text.
         """
         if limit is not None and limit < 1:
             raise SparqlError(f"Row limit must be >= 1, got {limit}.")
-        form, prepared = parse_read_only(sparql, ALL_PREFIXES)
+        check_limits(timeout_s, max_rows)
+        form, prepared = parse_read_only(sparql, ALL_PREFIXES)  # the read-only guard runs first
         bindings = {str(k).lstrip("?$"): self._binding(v) for k, v in (init_bindings or {}).items()}
-        try:
-            result = self.graph.query(prepared, initBindings=bindings)
-            if form == "ASK":
-                return [{"ask": "true" if result.askAnswer else "false"}]
-            if form == "SELECT":
-                names = [str(v) for v in result.vars or []]
-                rows = []
-                for row in result:
-                    rows.append({n: str(v) for n, v in zip(names, row, strict=False) if v is not None})
-                    if limit is not None and len(rows) >= limit:
-                        break
-                return rows
-            triples = sorted(result.graph) if result.graph is not None else []
-        except SparqlError:
-            raise
-        except Exception as exc:  # evaluation errors surface as many rdflib/python types
-            raise SparqlError(f"SPARQL evaluation failed: {exc}") from exc
-        rows = [{"subject": str(s), "predicate": str(p), "object": str(o)} for s, p, o in triples]
-        return rows[:limit] if limit is not None else rows
+        caps = [c for c in (limit, max_rows) if c is not None]
+        cap = min(caps) if caps else None
+        rows, more = run_bounded(lambda graph: evaluate(graph, form, prepared, bindings, cap), self.graph, timeout_s)
+        capped_by_max_rows = max_rows is not None and (limit is None or max_rows < limit)
+        return QueryRows(rows, truncated=more and capped_by_max_rows, max_rows=max_rows)
 
     def _binding(self, value: Node | str) -> Node:
         if isinstance(value, Node):

@@ -19,6 +19,7 @@ from kgfusion.apps.common import emit, json_option, repo_data_dir
 from kgfusion.core.errors import KgfusionError
 from kgfusion.knowledge.builders import DOMAINS, build_with_report, output_path
 from kgfusion.knowledge.graph import KnowledgeGraph
+from kgfusion.knowledge.sparql import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S
 from kgfusion.knowledge.vocab import ALL_PREFIXES
 
 # Which graph a prefixed name belongs to, so `neighbors company:AAPL` needs no --graph.
@@ -174,12 +175,18 @@ def stats_command(graph: Path | None, as_json: bool) -> None:
 @click.option("--graph", "graph", type=GRAPH, required=True, help="Graph name or Turtle path.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=0),
               help="Maximum rows printed (0 = all).")
+@click.option("--timeout", "timeout", default=DEFAULT_TIMEOUT_S, show_default=True, type=click.FloatRange(min=0),
+              help="Stop the query after this many seconds (0 = no limit).")
+@click.option("--max-rows", "max_rows", default=DEFAULT_MAX_ROWS, show_default=True, type=click.IntRange(min=0),
+              help="Stop reading results after this many rows and say so (0 = no cap).")
 @json_option
 @_errors
-def query_command(sparql: str, graph: Path, limit: int, as_json: bool) -> None:
+def query_command(sparql: str, graph: Path, limit: int, timeout: float, max_rows: int, as_json: bool) -> None:
     """Run a read-only SPARQL query (SELECT/ASK/CONSTRUCT/DESCRIBE; @FILE reads it from a file).
 
     Project prefixes (kgf:, kgfid:, obo:, schema:, rdfs:, skos:, company:, movie:, ...) are pre-bound.
+    A query running past --timeout is stopped with an error (exit code 1); a result cut at --max-rows
+    is printed with a note on stderr.
     """
     if sparql.startswith("@"):
         path = Path(sparql[1:])
@@ -187,8 +194,10 @@ def query_command(sparql: str, graph: Path, limit: int, as_json: bool) -> None:
             raise click.BadParameter(f"query file {path} not found.", param_hint="SPARQL")
         sparql = path.read_text(encoding="utf-8")
     kg = _load(graph)
-    rows = kg.query(sparql, limit=limit or None)
+    rows = kg.query(sparql, limit=limit or None, timeout_s=timeout or None, max_rows=max_rows or None)
     emit(rows, as_json, _table(kg, rows))
+    if rows.truncated:
+        click.echo(f"Note: {rows.note}", err=True)
 
 
 @group.command("neighbors")

@@ -17,6 +17,7 @@ from kgfusion.apps.ui.kgview import (
     resolve_entity,
 )
 from kgfusion.core.errors import KgfusionError
+from kgfusion.knowledge.sparql import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, QueryTimeout
 
 
 @st.cache_resource(show_spinner="Loading the knowledge graph (medical and movies take ~15 s the first time) ...")
@@ -103,11 +104,19 @@ st.caption("SELECT, ASK, CONSTRUCT or DESCRIBE only: updates, SERVICE and FROM a
            "kgfid:, rdfs:, skos:, schema:, obo:, company:, sector:, drug:, movie:, genre:, tag: are pre-bound.")
 with st.form(f"sparql_{name}"):
     sparql = st.text_area("Query", example.sparql, height=200)
-    limit = st.number_input("Row limit", min_value=1, max_value=10_000, value=200)
+    left, right = st.columns(2)
+    max_rows = left.number_input("Max rows (--max-rows)", min_value=1, max_value=DEFAULT_MAX_ROWS, value=200,
+                                 help="Results are read up to this many rows; a note says when the cap cut them.")
+    timeout = right.number_input("Time limit in seconds (--timeout)", min_value=0.1, max_value=60.0,
+                                 value=DEFAULT_TIMEOUT_S, step=1.0,
+                                 help="The query runs in a separate process that is stopped at this limit.")
     run = st.form_submit_button("Run query", type="primary")
 if run:
     try:
-        answer = kg.query(sparql, limit=int(limit))
+        with st.spinner(f"Running the query (stopped after {timeout:g} s) ..."):
+            answer = kg.query(sparql, timeout_s=float(timeout), max_rows=int(max_rows))
+    except QueryTimeout as exc:
+        st.warning(str(exc))
     except KgfusionError as exc:  # SparqlError: malformed or not read-only
         st.error(f"Query refused: {exc}")
     else:
@@ -117,7 +126,9 @@ if run:
             frame = pd.DataFrame(answer).map(lambda v: kg.curie(v) if isinstance(v, str) and
                                              v.startswith(("http://", "https://")) else v)
             st.dataframe(frame, hide_index=True, width="stretch")
-            st.caption(f"{len(answer)} row(s)" + (" (limit reached)" if len(answer) >= limit else ""))
+            st.caption(f"{len(answer)} row(s)")
+            if answer.truncated:
+                st.warning(answer.note)
 
 st.header("Neighbourhood")
 entity_text = st.text_input("Entity (prefixed name, URI or exact label)", example.entity, key=f"kg_entity_{name}")

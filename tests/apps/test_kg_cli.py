@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,43 @@ def test_unbuilt_graph_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     result = CliRunner().invoke(group, ["stats", "--graph", "movies"])
     assert result.exit_code == 2 and "kgfusion kg build movies" in result.output
     assert CliRunner().invoke(group, ["stats"]).exit_code == 1
+
+
+@pytest.fixture(scope="module")
+def big_ttl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3000-triple Turtle file: enough for a cross join that would run for days."""
+    path = tmp_path_factory.mktemp("big") / "big.ttl"
+    lines = ["@prefix kgf: <https://kgfusion.dev/ns#> ."]
+    lines += [f'<https://kgfusion.dev/id/item/{i}> kgf:note "note {i}" .' for i in range(3000)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+CROSS_JOIN = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"
+
+
+def test_query_timeout_is_one_line_and_exit_1(big_ttl: Path) -> None:
+    start = time.monotonic()
+    result = CliRunner().invoke(group, ["query", CROSS_JOIN, "--graph", str(big_ttl), "--timeout", "1"])
+    assert time.monotonic() - start < 1 + 2.5  # load + fork + kill on a loaded machine
+    assert result.exit_code == 1
+    assert result.output == "Error: query stopped after 1 s (limit --timeout); add LIMIT or narrow the pattern\n"
+    half = CliRunner().invoke(group, ["query", CROSS_JOIN, "--graph", str(big_ttl), "--timeout", "0.5", "--json"])
+    assert half.exit_code == 1 and "query stopped after 0.5 s (limit --timeout)" in half.output
+
+
+def test_query_max_rows_note_and_limits(big_ttl: Path) -> None:
+    q = "SELECT ?s WHERE { ?s kgf:note ?o }"
+    capped = CliRunner().invoke(group, ["query", q, "--graph", str(big_ttl), "--limit", "0", "--max-rows", "25"])
+    assert capped.exit_code == 0, capped.output
+    assert len(capped.stdout.splitlines()) == 1 + 25  # header + rows
+    assert capped.stderr == "Note: result truncated at 25 rows (limit --max-rows); add LIMIT or narrow the pattern\n"
+    as_json = CliRunner().invoke(group, ["query", q, "--graph", str(big_ttl), "--max-rows", "5", "--json"])
+    assert as_json.exit_code == 0 and len(json.loads(as_json.stdout)) == 5 and "truncated at 5 rows" in as_json.stderr
+    everything = CliRunner().invoke(group, ["query", q, "--graph", str(big_ttl), "--limit", "0", "--max-rows", "0",
+                                            "--timeout", "0", "--json"])
+    assert everything.exit_code == 0 and len(json.loads(everything.stdout)) == 3000 and not everything.stderr
+    default = CliRunner().invoke(group, ["query", q, "--graph", str(big_ttl)])  # --limit 100 < --max-rows
+    assert default.exit_code == 0 and len(default.stdout.splitlines()) == 101 and not default.stderr
+    for bad in (["--timeout", "-1"], ["--max-rows", "-2"], ["--timeout", "soon"]):
+        assert CliRunner().invoke(group, ["query", q, "--graph", str(big_ttl), *bad]).exit_code == 2
