@@ -69,3 +69,32 @@ def sentiment_examples():
 @pytest.fixture
 def ner_examples():
     return make_ner_examples()
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_model_dir, tmp_path_factory):
+    """A real (random, 2-step) sentiment bundle on the tiny BERT, for CLI and page tests (finance, the sweep)."""
+    from kgfusion.core.bundle import save_bundle
+    from kgfusion.core.finetune import TrainConfig, train
+
+    examples = make_sentiment_examples(8)
+    config = TrainConfig(base=tiny_model_dir, method="full", epochs=1, batch_size=8, max_length=16, max_steps=2,
+                         labels=("negative", "neutral", "positive"))
+    result = train(config, examples[:16], examples[16:], progress=False)
+    out = tmp_path_factory.mktemp("finance-bundle") / "finsent-tiny"
+    return save_bundle(out, result.model, result.tokenizer, task="sequence", method="full", base=tiny_model_dir,
+                       labels=result.labels, max_length=16, train_config=config.to_dict())
+
+
+@pytest.fixture(scope="session")
+def tiny_ner_bundle(tiny_model_dir, tmp_path_factory):
+    """A random token-classification bundle (Chemical/Disease IOB2) on the tiny BERT."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from kgfusion.core.bundle import save_bundle
+
+    labels = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
+    model = AutoModelForTokenClassification.from_pretrained(tiny_model_dir, num_labels=len(labels))
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    return save_bundle(tmp_path_factory.mktemp("b") / "tiny-ner", model, tok, task="token", method="full",
+                       base=tiny_model_dir, labels=labels, max_length=64)

@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from kgfusion.apps.finance.config import FinanceConfig
+from kgfusion.apps.finance.rule_kinds import AmbiguousTicker, ambiguous_tickers
 from kgfusion.knowledge.graph import KnowledgeGraph
-from kgfusion.knowledge.rules import AmbiguousTicker, RuleBase, ambiguous_tickers
+from kgfusion.knowledge.rules import RuleBase
 
 MATCH_PRIORITY = {"cashtag": 0, "name": 1, "ticker": 2, "fuzzy": 3, "feed_hint": 4}
 _CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:[.\-][A-Za-z]{1,2})?)(?![\w])")

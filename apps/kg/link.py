@@ -1,8 +1,7 @@
 """``kgfusion kg link``: link mentions to KG entities through a cached EntityIndex.
 
-The index for a graph lives beside it (data/kg/index/<graph>/ for data/kg/<graph>.ttl) and is
-rebuilt when the graph file's SHA-256, the encoder or the index kind changes, or when the cache
-fails to load (corrupt, other dimension).
+The index for a graph lives beside it (data/kg/index/<graph>/ for data/kg/<graph>.ttl); the cache
+policy (rebuilt when graph, encoder or kind change) is knowledge.index_cache's.
 """
 from __future__ import annotations
 
@@ -14,8 +13,8 @@ import click
 
 from kgfusion.apps.common import emit, json_option, repo_data_dir
 from kgfusion.core.errors import KgfusionError
-from kgfusion.core.fileio import sha256_file
-from kgfusion.knowledge.index import KINDS, EntityIndex, EntityIndexError, encoder_name
+from kgfusion.knowledge.index import KINDS, encoder_name
+from kgfusion.knowledge.index_cache import default_encoder, index_dir_for, load_or_build_index
 from kgfusion.knowledge.linker import Linker, LinkResult
 
 log = logging.getLogger(__name__)
@@ -25,9 +24,7 @@ GRAPH_NAMES = ("finance", "medical", "movies")
 
 def make_encoder() -> Any:
     """The retrieval encoder: packaged MiniLM (tests monkeypatch this with a mock)."""
-    from kgfusion.core.embed import Embedder
-
-    return Embedder("minilm")
+    return default_encoder()
 
 
 def resolve_graph(value: str) -> tuple[Path, Path]:
@@ -44,8 +41,7 @@ def resolve_graph(value: str) -> tuple[Path, Path]:
         raise click.BadParameter(
             f"{value!r} is neither one of {', '.join(GRAPH_NAMES)} nor an existing Turtle file.", param_hint="--graph"
         )
-    stem = path.name.removesuffix(".gz").removesuffix(".ttl")
-    return path, path.parent / "index" / stem
+    return path, index_dir_for(path)
 
 
 def resolve_type(value: str) -> str:
@@ -65,30 +61,6 @@ def resolve_type(value: str) -> str:
         f"Unknown type {value!r}: use one of {', '.join(sorted(short))}, a CURIE like schema:Drug, or a full URI.",
         param_hint="--type",
     )
-
-
-def load_or_build_index(graph_path: Path, cache_dir: Path, encoder: Any, kind: str = "auto",
-                        rebuild: bool = False) -> EntityIndex:
-    """The cached index when it matches the graph checksum, encoder and kind; else build and save one."""
-    checksum = sha256_file(graph_path)
-    if not rebuild and (cache_dir / "manifest.json").is_file():
-        try:
-            index = EntityIndex.load(cache_dir, encoder)
-            fresh = index.metadata.get("graph_sha256") == checksum and kind in ("auto", index.kind)
-            if fresh:
-                return index
-            log.info("Graph %s changed since the index in %s was built; rebuilding.", graph_path, cache_dir)
-        except EntityIndexError as exc:
-            log.warning("Rebuilding the entity index: %s", exc)
-    from kgfusion.knowledge.graph import KnowledgeGraph
-
-    records = KnowledgeGraph.load(graph_path).entity_records()
-    if not records:
-        raise KgfusionError(f"{graph_path} has no typed entities with labels to link to; check the graph.")
-    index = EntityIndex(records, encoder, kind=kind,  # type: ignore[arg-type]
-                        metadata={"graph": graph_path.name, "graph_sha256": checksum})
-    index.save(cache_dir)
-    return index
 
 
 def _format(result: LinkResult, k: int) -> str:

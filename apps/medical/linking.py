@@ -5,7 +5,7 @@
   cached as JSON beside the entity index (keyed by the graph's SHA-256), so a run does not re-parse the
   Turtle file (~15 s).
 - ``ConceptLinker``: the knowledge.linker.Linker over a FAISS EntityIndex (MiniLM, cached with
-  apps.kg.link's helpers) or over a character-n-gram hashing encoder (no model, builds in a second);
+  knowledge.index_cache) or over a character-n-gram hashing encoder (no model, builds in a second);
   results are restricted to the KG types of the mention's label, cached per (text, label), and turned
   into ``Concept`` objects with DOID / MeSH / OMIM / ICD-10-CM / DrugBank codes and KG facts.
 - corpus aliases: gold mentions of the NCBI-disease and BC5CDR *training* files whose MeSH / OMIM ids
@@ -14,20 +14,17 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kgfusion.apps.medical.config import LABEL_TYPES
 from kgfusion.core.errors import DataError
 from kgfusion.core.fileio import atomic_write_text, sha256_file
 from kgfusion.knowledge.fusion import Evidence
+from kgfusion.knowledge.hashing import HashingEncoder  # noqa: F401  (re-exported: the medical index falls back to it)
 from kgfusion.knowledge.records import EntityRecord
 from kgfusion.knowledge.textnorm import name_keys, normalize_xref
 
@@ -220,36 +217,6 @@ class NameTable:
 # ---------------------------------------------------------------------------- encoders / index
 
 
-class HashingEncoder:
-    """Character 3-gram feature hashing, L2-normalised (no model: the cheap retrieval fallback)."""
-
-    name = "hashing-char3"
-
-    def __init__(self, dim: int = 512) -> None:
-        self.dim = dim
-        self._buckets: dict[str, int] = {}  # trigram -> bucket: names share few distinct trigrams
-
-    def _bucket(self, gram: str) -> int:
-        b = self._buckets.get(gram)
-        if b is None:
-            b = int.from_bytes(hashlib.blake2b(gram.encode(), digest_size=4).digest(), "little") % self.dim
-            self._buckets[gram] = b
-        return b
-
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        rows: list[int] = []
-        cols: list[int] = []
-        for i, text in enumerate(texts):
-            key = "#" + " ".join(re.findall(r"[a-z0-9]+", text.lower())) + "#"
-            for j in range(len(key) - 2):
-                rows.append(i)
-                cols.append(self._bucket(key[j:j + 3]))
-        np.add.at(out, (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)), 1.0)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return np.divide(out, norms, out=out, where=norms > 0)
-
-
 def corpus_aliases(kb: MedicalKB, datasets_dir: str | Path) -> dict[str, list[str]]:
     """uri -> gold mention texts from the NCBI-disease and BC5CDR *training* files (see module doc)."""
     d = Path(datasets_dir)
@@ -273,16 +240,16 @@ def corpus_aliases(kb: MedicalKB, datasets_dir: str | Path) -> dict[str, list[st
 
 def build_index(kb: MedicalKB, encoder_kind: str, graph_path: str | Path | None = None,
                 cache_dir: str | Path | None = None, encoder: Any = None):
-    """An EntityIndex over the KB records: MiniLM (cached through apps.kg.link) or hashing (in memory)."""
+    """An EntityIndex over the KB records: MiniLM (cached through knowledge.index_cache) or hashing (in memory)."""
     from kgfusion.knowledge.index import EntityIndex
 
     if encoder_kind == "hashing" or (encoder is not None and graph_path is None):
         return EntityIndex(kb.records, encoder or HashingEncoder(), kind="flat")
-    from kgfusion.apps.kg.link import load_or_build_index, make_encoder
+    from kgfusion.knowledge.index_cache import default_encoder, load_or_build_index
 
     if graph_path is None or cache_dir is None:
         raise DataError("the MiniLM index needs the graph path and its cache directory")
-    return load_or_build_index(Path(graph_path), Path(cache_dir), encoder or make_encoder())
+    return load_or_build_index(Path(graph_path), Path(cache_dir), encoder or default_encoder())
 
 
 def build_drug_index(kb: MedicalKB, encoder: Any, cache_dir: str | Path | None = None):

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kgfusion.apps.recommend import rule_kinds as _rule_kinds  # noqa: F401 - registers kind business before rules load
+from kgfusion.apps.recommend.business_rules import apply_business_rules
 from kgfusion.apps.recommend.candidates import FEATURES, CandidateConfig, CandidateGenerator, ItemGraph
 from kgfusion.apps.recommend.data import read_movies, read_ratings, split_by_time, to_sets
 from kgfusion.apps.recommend.explain import (
@@ -49,7 +51,6 @@ from kgfusion.core.fileio import (
     default_dir_mode,
     sha256_file,
 )
-from kgfusion.knowledge.fusion import apply_business_rules
 from kgfusion.knowledge.rules import RuleBase, default_rules_dir, load_rules, rule_to_dict
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,9 +1,9 @@
 """What the Knowledge page shows, without Streamlit: graph files, entity search, neighbourhood tables and DOT.
 
 Entity search runs the project's Linker over an EntityIndex. Two encoders:
-- "hashing": character 3-gram feature hashing (apps.medical.linking.HashingEncoder), no model; the
+- "hashing": character 3-gram feature hashing (knowledge.hashing.HashingEncoder), no model; the
   index over 13k entities builds in about a second, so the page stays interactive;
-- "minilm": the packaged MiniLM through ``kgfusion.apps.kg.link.load_or_build_index`` (cached beside the graph
+- "minilm": the packaged MiniLM through ``kgfusion.knowledge.index_cache.load_or_build_index`` (cached beside the graph
   in data/kg/index/<graph>/; building it the first time embeds every name: minutes for medical/movies).
 The neighbourhood picture is a Graphviz DOT string (st.graphviz_chart renders it in the browser; no
 graphviz binary is needed).
@@ -67,7 +67,7 @@ def graph_file(name: str, data_dir: str | Path | None = None) -> Path:
 
 def hashing_linker(kg: KnowledgeGraph, threshold: float = 0.5) -> Linker:
     """A Linker over every typed entity of ``kg`` with the model-free hashing encoder (exact FAISS index)."""
-    from kgfusion.apps.medical.linking import HashingEncoder
+    from kgfusion.knowledge.hashing import HashingEncoder
     from kgfusion.knowledge.index import EntityIndex
 
     records = kg.entity_records()
@@ -78,11 +78,10 @@ def hashing_linker(kg: KnowledgeGraph, threshold: float = 0.5) -> Linker:
 
 def minilm_linker(path: str | Path, threshold: float = 0.5) -> Linker:
     """A Linker over the MiniLM EntityIndex cached in <kg dir>/index/<graph>/ (built and saved if stale)."""
-    from kgfusion.apps.kg.link import load_or_build_index, make_encoder
+    from kgfusion.knowledge.index_cache import default_encoder, index_dir_for, load_or_build_index
 
     path = Path(path)
-    stem = path.name.removesuffix(".gz").removesuffix(".ttl")
-    index = load_or_build_index(path, path.parent / "index" / stem, make_encoder())
+    index = load_or_build_index(path, index_dir_for(path), default_encoder())
     return Linker(index, threshold=threshold)
 
 

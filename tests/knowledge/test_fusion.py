@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kgfusion.apps.finance import rule_kinds as _finance_kinds  # noqa: F401 - the fixtures use ambiguous_ticker
+from kgfusion.apps.recommend.business_rules import apply_business_rules
 from kgfusion.core.errors import ConfigError, DataError
 from kgfusion.knowledge.fusion import (
     Decision,
@@ -16,7 +18,6 @@ from kgfusion.knowledge.fusion import (
     FusionConfig,
     LexiconScorer,
     Override,
-    apply_business_rules,
     apply_overrides,
     check_type,
     find_overrides,

@@ -8,10 +8,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kgfusion.apps.finance.rule_kinds import AmbiguousTicker, ambiguous_tickers
+from kgfusion.apps.recommend.rule_kinds import BusinessRule
 from kgfusion.core.errors import KgfusionError
 from kgfusion.knowledge.rules import (
-    AmbiguousTicker,
-    BusinessRule,
     ContextRule,
     LexiconTerm,
     PatternRule,
@@ -20,7 +20,6 @@ from kgfusion.knowledge.rules import (
     RuleError,
     SectionRule,
     TypeConstraint,
-    ambiguous_tickers,
     build_context_rules,
     load_domain_rules,
     load_rules,
@@ -250,3 +249,19 @@ def test_command_line_check_and_convert(tmp_path, capsys):
     out = tmp_path / "context.yaml"
     assert main(["convert-context", str(REPO / "data" / "datasets" / "context_rules"), str(out)]) == 0
     assert out.read_bytes() == (REPO / "data" / "rules" / "medical" / "context.yaml").read_bytes()
+
+
+def test_binary_and_non_utf8_rule_files_say_what_they_are_with_the_offset(tmp_path):
+    from kgfusion.knowledge.rules import RuleError, load_rules
+
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"kind: lexicon\nrules: []\n# caf\xe9\n")
+    with pytest.raises(RuleError) as info:
+        load_rules(latin)
+    assert str(info.value) == f"{latin}: not UTF-8 text (invalid byte at offset 29). Fix: save the file as UTF-8"
+    image = tmp_path / "rules.yaml"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00IHDR")
+    with pytest.raises(RuleError) as info:
+        load_rules(image)
+    assert str(info.value) == f"{image}: not a text file (a PNG image). Fix: pass a UTF-8 YAML or JSON rule file"
+    assert "IHDR" not in str(info.value)

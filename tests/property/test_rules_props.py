@@ -9,6 +9,9 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+# The fixtures use the apps' kinds too (ambiguous_ticker, business): register them before loading.
+from kgfusion.apps.finance import rule_kinds as _finance_kinds  # noqa: F401
+from kgfusion.apps.recommend import rule_kinds as _recommend_kinds  # noqa: F401
 from kgfusion.core.errors import KgfusionError
 from kgfusion.knowledge.rules import RULE_CLASSES, RuleBase, RuleError, load_rules, rule_to_dict
 from tests.property.strategies import examples, garbage

@@ -39,6 +39,7 @@ def finance_graph():
 
 @pytest.fixture(scope="session")
 def finance_rules():
+    from kgfusion.apps.finance import rule_kinds  # noqa: F401 - registers ambiguous_ticker
     from kgfusion.knowledge.rules import load_domain_rules
 
     return load_domain_rules("finance")
@@ -69,19 +70,3 @@ def feed_path():
 @pytest.fixture
 def bad_feed_path():
     return DATA / "feed_bad.csv"
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tiny_model_dir, tmp_path_factory):
-    """A real (random, 2-step) sentiment bundle on the tiny BERT, for CLI and page tests."""
-    from kgfusion.core.bundle import save_bundle
-    from kgfusion.core.finetune import TrainConfig, train
-    from tests.conftest import make_sentiment_examples
-
-    examples = make_sentiment_examples(8)
-    config = TrainConfig(base=tiny_model_dir, method="full", epochs=1, batch_size=8, max_length=16, max_steps=2,
-                         labels=("negative", "neutral", "positive"))
-    result = train(config, examples[:16], examples[16:], progress=False)
-    out = tmp_path_factory.mktemp("finance-bundle") / "finsent-tiny"
-    return save_bundle(out, result.model, result.tokenizer, task="sequence", method="full", base=tiny_model_dir,
-                       labels=result.labels, max_length=16, train_config=config.to_dict())
