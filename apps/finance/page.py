@@ -16,18 +16,34 @@ import pandas as pd
 import streamlit as st
 
 from kgfusion.apps.common import repo_data_dir
-from kgfusion.apps.finance.config import FinanceConfig
+from kgfusion.apps.finance.config import DEFAULT_BACKEND, DEFAULT_BUNDLE_NAME, FinanceConfig
 from kgfusion.apps.finance.linking import neighbourhood
 from kgfusion.apps.finance.pipeline import alerts_from_store
-from kgfusion.apps.finance.scoring import highlight_html
 from kgfusion.apps.finance.store import FinanceStore, kpis
 from kgfusion.apps.finance.timeseries import build_series
+from kgfusion.apps.ui.render import Highlight, escape_markdown, show_highlighted
 from kgfusion.core.errors import KgfusionError
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DB = Path(os.environ.get("KGFUSION_FINANCE_DB", REPO / "runs" / "finance.duckdb"))
 KG_PATH = Path(os.environ.get("KGFUSION_FINANCE_KG", repo_data_dir() / "kg" / "finance.ttl"))
-BUNDLE = Path(os.environ.get("KGFUSION_FINANCE_BUNDLE", repo_data_dir() / "models" / "finsent-lora"))
+BUNDLE = Path(os.environ.get("KGFUSION_FINANCE_BUNDLE", repo_data_dir() / "models" / DEFAULT_BUNDLE_NAME))
+
+
+def evidence_highlights(evidence: list[dict]) -> list[Highlight]:
+    """Marks for an item's evidence spans: blue for linked companies, red/green for rule terms by sign."""
+    marks = []
+    for e in evidence:
+        span = e.get("span")
+        if not span or len(span) != 2:
+            continue
+        weight = e.get("weight") or 0.0
+        colour = "#cfe2ff" if e.get("kind") == "kg" else "#f8d7da" if weight < 0 else "#d1e7dd" if weight > 0 \
+            else "#eeeeee"
+        marks.append(Highlight(int(span[0]), int(span[1]), style=f"background:{colour}",
+                               title=": ".join(str(v) for v in (e.get("source"), e.get("detail")) if v),
+                               css_class=f"kgf-{e.get('kind') or 'rule'}"))
+    return marks
 
 
 @st.cache_resource
@@ -73,13 +89,13 @@ if source == "Upload a feed":
         work = Path(tempfile.mkdtemp(prefix="kgf-finance-"))
         feed = work / upload.name
         feed.write_bytes(upload.getvalue())
-        monitor = copy.copy(load_monitor(str(BUNDLE), "int8"))  # the cached monitor stays untouched
+        monitor = copy.copy(load_monitor(str(BUNDLE), DEFAULT_BACKEND))  # the cached monitor stays untouched
         monitor.config = FinanceConfig.from_dict(monitor.config.to_dict() | {"text_col": text_col})
         try:
             with st.spinner("Scoring and linking ..."):
                 summary = monitor.monitor(feed, work / "feed.duckdb")
         except KgfusionError as exc:  # e.g. the text column is missing: say which columns exist
-            st.error(str(exc))
+            st.error(escape_markdown(exc))
             st.stop()
         st.session_state["uploaded_db"] = str(work / "feed.duckdb")
         st.session_state["uploaded_rejects"] = summary.rejects_path
@@ -94,7 +110,7 @@ if source == "Upload a feed":
     db = Path(st.session_state["uploaded_db"])
 
 if not db.is_file():
-    st.info(f"No database at {db}. Create one with `kgfusion finance monitor FEED --db {db}`.")
+    st.info(f"No database at {escape_markdown(db)}. Create one with `kgfusion finance monitor FEED --db {db}`.")
     st.stop()
 
 stats, series, alerts = load_dashboard(str(db), config.to_dict(), db.stat().st_mtime)
@@ -137,8 +153,9 @@ if not alerts.empty:
     pick = st.selectbox("Alert", range(len(labels)), format_func=lambda i: labels[i])
     alert = alerts.iloc[pick]
     for item in alert["evidence"]:
-        st.markdown(f"**{item['label']}** {item['score']:+.2f} (confidence {item['confidence']:.2f}) · {item['ts']}")
-        st.markdown(highlight_html(item["text"], item["evidence"]), unsafe_allow_html=True)
+        st.markdown(f"**{escape_markdown(item['label'])}** {item['score']:+.2f} "
+                    f"(confidence {item['confidence']:.2f}) · {escape_markdown(item['ts'])}")
+        show_highlighted(item["text"], evidence_highlights(item["evidence"]))
         with st.expander("Evidence"):
             st.dataframe(pd.DataFrame(item["evidence"]), hide_index=True, width="stretch")
     st.markdown("**Knowledge-graph neighbourhood**")

@@ -15,8 +15,9 @@ import streamlit as st
 
 from kgfusion.apps.common import repo_data_dir
 from kgfusion.apps.medical.config import DEFAULT_BUNDLE, MedicalConfig
-from kgfusion.apps.medical.export import legend_html, mentions_table, to_csv, to_html
+from kgfusion.apps.medical.export import legend_html, mention_style, mentions_table, to_csv
 from kgfusion.apps.medical.readers import decode_bytes, looks_binary
+from kgfusion.apps.ui.render import Highlight, escape_markdown, show_highlighted, show_html
 
 NOTES_DIR = Path(os.environ.get("KGFUSION_MEDICAL_NOTES", repo_data_dir() / "notes"))
 BUNDLE = os.environ.get("KGFUSION_MEDICAL_BUNDLE", DEFAULT_BUNDLE)
@@ -28,6 +29,18 @@ def load_extractor(config_json: str):
     from kgfusion.apps.medical.extract import build_extractor
 
     return build_extractor(MedicalConfig.from_dict(json.loads(config_json)))
+
+
+def mention_highlights(mentions) -> list[Highlight]:
+    """One mark per mention: styled by label and attributes; title = label, attributes and KG concept."""
+    marks = []
+    for m in mentions:
+        flags = [a for a, v in m.attributes.items() if v]
+        title = m.label + (f" [{', '.join(flags)}]" if flags else "") + (
+            f" -> {m.concept.label} ({m.concept.curie})" if m.concept else "")
+        marks.append(Highlight(m.start, m.end, style=mention_style(m), title=title,
+                               css_class=f"kgf-{m.label.lower()}", badge=m.label[:4].upper()))
+    return marks
 
 
 st.title("Clinical notes → coded mentions")
@@ -50,7 +63,7 @@ if source == "Example" and examples:
     pick = st.selectbox("Example note", [p.name for p in examples])
     text, note_id = (NOTES_DIR / pick).read_text(encoding="utf-8"), Path(pick).stem
 elif source == "Example":
-    st.info(f"No example notes in {NOTES_DIR}; paste or upload one.")
+    st.info(f"No example notes in {escape_markdown(NOTES_DIR)}; paste or upload one.")
 elif source == "Paste":
     text = st.text_area("Clinical note", height=220, placeholder="History of Present Illness: ...")
     note_id = "pasted"
@@ -59,7 +72,7 @@ else:
     if upload is not None:
         data = upload.getvalue()
         if looks_binary(data):
-            st.error(f"{upload.name} looks like a binary file, not a text note.")
+            st.error(f"{escape_markdown(upload.name)} looks like a binary file, not a text note.")
         else:
             text, _, warnings = decode_bytes(data)
             note_id = Path(upload.name).stem
@@ -74,46 +87,47 @@ if text.strip() and st.button("Extract", type="primary"):
         result = extractor.extract(text, note_id, warnings=warnings)
         st.session_state["medical_result"] = result
     except NoteRejected as exc:
-        st.error(f"Note rejected: {exc.reason}")
+        st.error(f"Note rejected: {escape_markdown(exc.reason)}")
     except KgfusionError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(exc))
 elif not text.strip():
     st.session_state.pop("medical_result", None)
 
 result = st.session_state.get("medical_result")
 if result is not None:
     for w in result.warnings:
-        st.warning(w)
+        st.warning(escape_markdown(w))
     ms = result.mentions
     cols = st.columns(4)
     cols[0].metric("Mentions", len(ms))
     cols[1].metric("Asserted", sum(m.asserted for m in ms))
     cols[2].metric("Negated", sum(bool(m.attributes.get("negated")) for m in ms))
     cols[3].metric("Linked to the KG", sum(m.concept is not None for m in ms))
-    st.markdown(legend_html(), unsafe_allow_html=True)
-    st.markdown(to_html(result), unsafe_allow_html=True)
+    show_html(legend_html())
+    show_highlighted(result.text, mention_highlights(ms))
 
     st.subheader("Mentions")
     for m in ms:
         flags = [a for a, v in m.attributes.items() if v] or ["asserted"]
         head = f"{m.text} — {m.label} ({', '.join(flags)})" + (f" → {m.concept.label}" if m.concept else "")
-        with st.expander(head):
-            st.write(f"Characters {m.start}–{m.end}, score {m.score:.2f}, sources: {', '.join(m.sources)}"
-                     + (f", section: {m.section}" if m.section else "")
-                     + (f", abbreviation of *{m.expansion}*" if m.expansion else ""))
+        with st.expander(escape_markdown(head)):
+            st.write(f"Characters {m.start}–{m.end}, score {m.score:.2f}, sources: "
+                     f"{escape_markdown(', '.join(m.sources))}"
+                     + (f", section: {escape_markdown(m.section)}" if m.section else "")
+                     + (f", abbreviation of *{escape_markdown(m.expansion)}*" if m.expansion else ""))
             if m.concept:
                 c = m.concept
-                st.write(f"**{c.label}** `{c.curie}` — {c.match} match, score {c.score:.2f}"
-                         + (" (ambiguous)" if c.ambiguous else ""))
+                st.write(f"**{escape_markdown(c.label)}** `{c.curie}` — {c.match} match, "
+                         f"score {c.score:.2f}" + (" (ambiguous)" if c.ambiguous else ""))
                 if c.codes:
-                    st.write("Codes: " + "; ".join(f"{k} {', '.join(v)}" for k, v in c.codes.items()))
+                    st.write("Codes: " + escape_markdown("; ".join(f"{k} {', '.join(v)}" for k, v in c.codes.items())))
                 if c.facts:
                     st.write("Knowledge graph:")
                     st.dataframe(pd.DataFrame([f.to_dict() for f in c.facts]), hide_index=True)
             else:
                 st.write("No KG concept above the linking threshold.")
             st.write("Evidence:")
-            st.markdown("\n".join(f"- {e.describe()}" for e in m.evidence) or "- none")
+            st.markdown("\n".join(f"- {escape_markdown(e.describe())}" for e in m.evidence) or "- none")
 
     st.subheader("Table")
     rows = mentions_table([result])

@@ -18,6 +18,7 @@ import streamlit as st
 
 from kgfusion.apps.common import repo_data_dir, results_dir
 from kgfusion.apps.recommend.batch import DEFAULT_LOADER, load_scorer
+from kgfusion.apps.ui.render import escape_markdown, show_text
 
 MODEL = Path(os.environ.get("KGFUSION_RECOMMEND_MODEL", repo_data_dir() / "models" / "recommender-movielens"))
 KG_PATH = Path(os.environ.get("KGFUSION_RECOMMEND_KG", repo_data_dir() / "kg" / "movies.ttl"))
@@ -122,7 +123,7 @@ with st.sidebar:
     k = st.slider("Recommendations", min_value=1, max_value=30, value=10)
 
 if not model_dir.is_dir():
-    st.info(f"No recommender model at {model_dir}. Build it with `kgfusion recommend train` "
+    st.info(f"No recommender model at {escape_markdown(model_dir)}. Build it with `kgfusion recommend train` "
             "or point the sidebar at a model directory.")
     st.stop()
 
@@ -153,8 +154,8 @@ if bool(recs["cold_start"].any()):
     st.info("Cold start: this user is unknown to the model, so these are popular movies with graph context.")
 st.dataframe(recs[["rank", "title", "score", "explanation"]].round({"score": 3}), hide_index=True, width="stretch")
 for row in recs.itertuples(index=False):
-    with st.expander(f"{row.rank}. {row.title}  ·  score {row.score:.3f}"):
-        st.markdown(row.explanation)
+    with st.expander(escape_markdown(f"{row.rank}. {row.title}  ·  score {row.score:.3f}")):
+        show_text(row.explanation)
         try:
             evidence = json.loads(row.evidence) if isinstance(row.evidence, str) else list(row.evidence)
         except ValueError:
@@ -163,7 +164,7 @@ for row in recs.itertuples(index=False):
 
 st.subheader("Knowledge-graph neighbourhood")
 if not KG_PATH.is_file():
-    st.info(f"No movie graph at {KG_PATH}. Build it with `kgfusion kg build movies`.")
+    st.info(f"No movie graph at {escape_markdown(KG_PATH)}. Build it with `kgfusion kg build movies`.")
 else:
     titles = dict(zip(recs["item_id"], recs["title"], strict=True))
     item = st.selectbox("Recommended movie", list(titles), format_func=lambda i: titles[i])
@@ -171,7 +172,7 @@ else:
     rated = [int(i) for i in history["item_id"]] if not history.empty else []
     nbrs, literals = movie_neighbourhood(graph, int(item), rated)
     if literals:
-        st.caption(" · ".join(f"{key}: {value}" for key, value in sorted(literals.items())))
+        st.caption(escape_markdown(" · ".join(f"{key}: {value}" for key, value in sorted(literals.items()))))
     if nbrs.empty:
         st.write("This movie has no linked genres or tags in the graph.")
     else:
@@ -182,7 +183,7 @@ else:
 st.subheader("Quality against the baselines")
 results = read_json(RESULTS)
 if results is None:
-    st.info(f"No evaluation results at {RESULTS}. Create them with `kgfusion recommend evaluate` "
+    st.info(f"No evaluation results at {escape_markdown(RESULTS)}. Create them with `kgfusion recommend evaluate` "
             "(or the recommendation benchmark).")
 else:
     rows = metric_rows(results, "kgfusion")

@@ -7,6 +7,7 @@ import streamlit as st
 from kgfusion.apps.common import repo_data_dir, results_dir
 from kgfusion.apps.ui.catalog import headlines, list_bundles, load_results
 from kgfusion.apps.ui.pages import make_pages, page_specs
+from kgfusion.apps.ui.render import escape_markdown
 
 st.title("kgfusion")
 st.markdown(
@@ -34,7 +35,7 @@ if bundles:
 else:
     st.info("No model bundles in data/models/ yet: train one with `kgfusion model train` or an app's `train`.")
 for problem in problems:
-    st.warning(problem)
+    st.warning(escape_markdown(problem))
 
 st.header("Headline results")
 results, result_problems = load_results(results_dir())
@@ -42,13 +43,13 @@ numbers = headlines(results)
 if numbers:
     for source in dict.fromkeys(h.source for h in numbers):
         row = [h for h in numbers if h.source == source]
-        st.markdown(f"**{source.replace('_', ' ')}** · `benchmarks/results/{source}.json`")
+        st.markdown(f"**{escape_markdown(source.replace('_', ' '))}** · `benchmarks/results/{source}.json`")
         for col, h in zip(st.columns(len(row)), row, strict=True):
             col.metric(h.label, h.value)
 else:
     st.info("No benchmark results yet: run the scripts in benchmarks/ (they write benchmarks/results/*.json).")
 for problem in result_problems:
-    st.warning(problem)
+    st.warning(escape_markdown(problem))
 
 st.header("Use your own data")
 st.markdown(

@@ -6,6 +6,7 @@ import streamlit as st
 
 from kgfusion.apps.common import repo_data_dir, results_dir
 from kgfusion.apps.ui.catalog import int8_pairs, list_bundles, load_results, quantization_rows
+from kgfusion.apps.ui.render import escape_markdown
 
 st.title("Models")
 st.caption("Each bundle in data/models/ holds the weights (LoRA adapter or full model), tokenizer, "
@@ -15,11 +16,11 @@ st.caption("Each bundle in data/models/ holds the weights (LoRA adapter or full 
 models_dir = repo_data_dir() / "models"
 bundles, problems = list_bundles(models_dir)
 for problem in problems:
-    st.warning(problem)
+    st.warning(escape_markdown(problem))
 
 st.header("Bundles")
 if not bundles:
-    st.info(f"No bundles in {models_dir}: train one with `kgfusion model train` or an app's `train` command.")
+    st.info(f"No bundles in {escape_markdown(models_dir)}: train one with `kgfusion model train` or an app's `train` command.")
 else:
     st.dataframe(pd.DataFrame([b.row() for b in bundles]), hide_index=True, width="stretch",
                  column_config={
@@ -31,7 +32,8 @@ else:
                "dev-set score preferred for that task.")
 
     for bundle in bundles:
-        with st.expander(f"{bundle.name} — {bundle.task} · {bundle.method} · {', '.join(bundle.labels)}"):
+        with st.expander(escape_markdown(f"{bundle.name} — {bundle.task} · {bundle.method} · "
+                                         f"{', '.join(bundle.labels)}")):
             flat = bundle.flat_metrics()
             if flat:
                 st.dataframe(pd.DataFrame({"metric": list(flat), "value": list(flat.values())}),
@@ -51,7 +53,7 @@ else:
 st.header("Quantization: speed, size and accuracy")
 results, result_problems = load_results(results_dir())
 for problem in result_problems:
-    st.warning(problem)
+    st.warning(escape_markdown(problem))
 speed = results.get("core_speed")
 rows = quantization_rows(speed) if speed else []
 if not rows:

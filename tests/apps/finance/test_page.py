@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import html
+import json
+import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.apps.finance.conftest import DATA
+from tests.apps.ui.markdown import shown
 
 PAGE = str(Path(__file__).resolve().parents[3] / "apps" / "finance" / "page.py")
 
@@ -29,7 +33,8 @@ def test_page_renders_kpis_alerts_and_drilldown(demo_db):
     assert len(tables) >= 2  # alert table, evidence/KG tables
     alerts = tables[0].value
     assert "z" in alerts.columns and len(alerts) >= 1
-    assert any("mark" in m.value for m in at.markdown)  # highlighted evidence
+    assert any("<mark" in h.value for h in at.html)  # highlighted evidence, as HTML (st.html)
+    assert not any("<mark" in m.value for m in at.markdown)
     assert any("inSector" in str(t.value.get("predicate", "").tolist()) for t in tables if "predicate" in t.value)
 
 
@@ -37,7 +42,7 @@ def test_page_without_database_explains_how_to_make_one(tmp_path, monkeypatch):
     monkeypatch.setenv("KGFUSION_FINANCE_DB", str(tmp_path / "missing.duckdb"))
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
-    assert "kgfusion finance monitor" in at.info[0].value
+    assert "kgfusion finance monitor" in shown(at.info[0].value)
 
 
 @pytest.fixture
@@ -72,4 +77,53 @@ def test_upload_with_a_wrong_text_column_names_the_columns(fake_bundle_monitor):
     at.text_input[0].set_value("headline")
     at.button[0].click().run()
     assert not at.exception
-    assert "headline" in at.error[0].value and "body" in at.error[0].value
+    error = shown(at.error[0].value)
+    assert "headline" in error and "body" in error
+
+
+# A tweet as people write them: several cashtags (two `$` = LaTeX math in Markdown), HTML-like text,
+# Markdown emphasis/heading characters and an ampersand; it must show character for character.
+TRICKY = "<b>Sell</b> $KEY $PTEN $EIX $AAPL: shares fell after the downgrade, loss widens *now* _x_ #1 & 5$"
+
+
+def visible_text(body: str) -> str:
+    """What a person reads in highlighted HTML: the text without tags (and without badges), unescaped."""
+    return html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"<sub\b.*?</sub>", "", body)))
+
+
+@pytest.fixture
+def tricky_db(monitor_factory, tmp_path, monkeypatch):
+    """The test feed with the alert day's negative tweets rewritten to TRICKY (+ their number)."""
+    rows = [json.loads(line) for line in (DATA / "feed.jsonl").read_text().splitlines() if line.strip()]
+    for row in rows:
+        if "downgrade" in row["text"]:
+            row["text"] = f"{TRICKY} ({row['id']})"
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    db = tmp_path / "tricky.duckdb"
+    monitor_factory().monitor(feed, db)
+    monkeypatch.setenv("KGFUSION_FINANCE_DB", str(db))
+    monkeypatch.setenv("KGFUSION_FINANCE_KG", str(DATA / "mini_finance.ttl"))
+    return db
+
+
+def test_drilldown_shows_cashtags_and_markup_literally_with_highlights(tricky_db):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.sidebar.number_input[0].set_value(3).run()
+    assert not at.exception
+    shown_html = [h.value for h in at.html if TRICKY in visible_text(h.value)]
+    assert shown_html, [visible_text(h.value) for h in at.html]
+    body = shown_html[0]
+    text = visible_text(body)
+    assert re.fullmatch(re.escape(TRICKY) + r" \(t\d+\)", text)  # exactly as written, cashtags and all
+    # Highlights are HTML elements: the linked company (hover: the KG link) and the negative rule words.
+    apple = re.search(r'<mark class="kgf-kg" style="background:#cfe2ff" title="([^"]*)">\$AAPL</mark>', body)
+    assert apple and "Apple" in html.unescape(apple.group(1))
+    for word in ("fell", "downgrade", "loss"):
+        assert re.search(rf'<mark class="kgf-rule" style="background:#f8d7da" title="[^"]+">{word}', body), word
+    # The text's own markup is escaped (shown, not interpreted); `$` and `*` are plain characters in HTML.
+    assert "&lt;b&gt;Sell&lt;/b&gt;" in body and "<b>" not in body
+    assert "#1 &amp; 5$" in body and "*now* _x_ #1" in body
+    # Nothing of the tweet goes through Markdown (where `$...$` would become math).
+    assert not any("$KEY" in m.value or "<mark" in m.value for m in at.markdown)
+    assert not at.get("latex")

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from kgfusion.apps.medical.cli import group
 from tests.apps.medical.conftest import KeywordPredictor, keyword_encoder
 from tests.apps.medical.test_extract import NOTE
+from tests.apps.ui.markdown import shown
 
 PAGE = str(Path(__file__).resolve().parents[3] / "apps" / "medical" / "page.py")
 
@@ -94,6 +95,14 @@ def tiny_bundle(tiny_model_dir, tmp_path_factory):
                        base=tiny_model_dir, labels=labels, max_length=64)
 
 
+def visible_text(body: str) -> str:
+    """What a person reads in the highlighted note: text without tags and label badges, unescaped."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"<sub\b.*?</sub>", "", body)))
+
+
 def test_page_extracts_and_renders(tiny_bundle, med_data_dir, monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
 
@@ -109,8 +118,10 @@ def test_page_extracts_and_renders(tiny_bundle, med_data_dir, monkeypatch, tmp_p
     at.sidebar.selectbox[0].set_value("fp32").run()
     at.button[0].click().run()
     assert not at.exception, at.exception
-    html = "".join(m.value for m in at.markdown)
-    assert "<mark" in html and "line-through" in html and "font-style:italic" in html
+    note = next(h.value for h in at.html if "kgf-text" in h.value)  # the note via st.html, not Markdown
+    assert "<mark" in note and "line-through" in note and "font-style:italic" in note
+    assert visible_text(note) == NOTE  # every line, blank lines included, with no markup showing
+    assert not any("<mark" in m.value for m in at.markdown)
     assert int(at.metric[0].value) >= 8 and int(at.metric[2].value) >= 2
     assert len(at.expander) == int(at.metric[0].value)
     table = at.dataframe[-1].value
@@ -118,6 +129,17 @@ def test_page_extracts_and_renders(tiny_bundle, med_data_dir, monkeypatch, tmp_p
     assert "CKD" in set(table["text"]) and "DOID:784" in set(table["concept_curie"])
     at.radio[0].set_value("Paste").run()
     assert not at.exception and "medical_result" not in at.session_state
+
+    # A pasted note with Markdown/LaTeX/HTML characters shows exactly as written.
+    tricky = "Copay $5 and $10 for <b>aspirin</b>; *no* _fever_.\n\n    # Plan: 1. CKD $x$"
+    at.text_area[0].input(tricky).run()
+    at.button[0].click().run()
+    assert not at.exception
+    note = next(h.value for h in at.html if "kgf-text" in h.value)
+    assert visible_text(note) == tricky and "&lt;" in note and "<b>" not in note  # (spans come from a random model)
+    assert not at.get("latex")
+    for head in (shown(e.label) for e in at.expander):
+        assert head.split(" — ")[0] in tricky  # expander labels show the mention text literally
 
 
 def test_page_reports_a_missing_bundle(med_data_dir, monkeypatch, tmp_path):
@@ -130,4 +152,4 @@ def test_page_reports_a_missing_bundle(med_data_dir, monkeypatch, tmp_path):
     at.radio[0].set_value("Paste").run()
     at.text_area[0].input("Patient denies fever.").run()
     at.button[0].click().run()
-    assert not at.exception and "missing-bundle" in at.error[0].value
+    assert not at.exception and "missing-bundle" in shown(at.error[0].value)

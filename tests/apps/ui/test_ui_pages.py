@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from kgfusion.apps.ui import catalog, kgview
 from kgfusion.apps.ui.pages import page_specs
 from kgfusion.knowledge.graph import GraphError, KnowledgeGraph
+from tests.apps.ui.markdown import shown
 
 UI = Path(__file__).resolve().parents[3] / "apps" / "ui"
 
@@ -111,7 +112,7 @@ def test_home_shows_bundles_headlines_and_problems(suite_dirs):
     assert metrics["PhraseBank accuracy (model + rules)"] == "84.7%"
     assert metrics["ONNX int8 speed-up vs HF pipeline"] == "12.0x"
     assert metrics["b ndcg at 10"] == "0.25"  # uncurated file: quality metric first
-    warnings = " ".join(w.value for w in at.warning)
+    warnings = " ".join(shown(w.value) for w in at.warning)
     assert "broken" in warnings and "bad.json" in warnings
     assert any("kgfusion kg build all" in m.value for m in at.markdown)
 
@@ -121,14 +122,14 @@ def test_models_page_tables_cards_and_quantization(suite_dirs):
     bundles = at.dataframe[0].value
     assert set(bundles["bundle"]) == {"tiny-ner", "tiny-sentiment"}
     assert (bundles["size_mb"] >= 2.0).all()
-    assert [e.label.split(" — ")[0] for e in at.expander] == ["tiny-ner", "tiny-sentiment"]
+    assert [shown(e.label).split(" — ")[0] for e in at.expander] == ["tiny-ner", "tiny-sentiment"]
     assert any("Tiny sentiment card" in m.value for m in at.expander[1].markdown)
     pairs = at.expander[1].dataframe[1].value
     assert pairs.iloc[0]["metric"] == "devel_f1" and pairs.iloc[0]["delta"] == pytest.approx(-0.01)
     quant = next(d.value for d in at.dataframe if "variant" in d.value)
     assert list(quant["variant"]) == ["pipeline_fp32", "predictor_onnx_int8"]
     assert quant.set_index("variant").loc["predictor_onnx_int8", "speedup_vs_pipeline"] == 12.0
-    assert any("bad.json" in w.value for w in at.warning)
+    assert any("bad.json" in shown(w.value) for w in at.warning)
 
 
 def test_models_page_without_bundles_or_results(tmp_path, monkeypatch):
