@@ -11,7 +11,7 @@ from kgfusion.core.errors import KgfusionError
 
 # name -> "module:attribute" of a click.Group; each app owns its own cli module.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "model": ("kgfusion.apps.model.cli:group", "Train, evaluate, quantize, compress and serve encoders."),
+    "model": ("kgfusion.apps.model.cli:group", "Train, pretrain, evaluate, quantize and compress encoders."),
     "kg": ("kgfusion.apps.kg.cli:group", "Build and query the knowledge graphs; link mentions to entities."),
     "finance": ("kgfusion.apps.finance.cli:group", "Financial sentiment monitoring: score, link, aggregate, alert."),
     "medical": ("kgfusion.apps.medical.cli:group", "Clinical notes -> coded disease/drug mentions with ConText and KG links."),

@@ -42,3 +42,29 @@ class DomainGroup(click.Group):
             return super().invoke(ctx)
         except KgfusionError as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+def pretrain_corpus_command(domain: str, build: Any) -> click.Command:
+    """``kgfusion <domain> pretrain-corpus --out FILE``: the domain's unlabelled text for ``model pretrain``.
+
+    ``build(data_dir)`` returns a core.pretrain.CorpusBuild (it imports the domain's data readers lazily).
+    """
+    @click.command("pretrain-corpus")
+    @click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True,
+                  help="Corpus file to write (one document per line; .gz compresses); counts go to OUT.stats.json.")
+    @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
+                  help="Folder holding datasets/ (default: the repository's data/).")
+    @json_option
+    def pretrain_corpus(out_file: str, data_dir: str | None, as_json: bool) -> None:
+        from kgfusion.core.pretrain import stats_path, write_corpus
+
+        built = build(Path(data_dir) if data_dir else repo_data_dir())
+        stats = write_corpus(out_file, built.lines, built.stats)
+        excluded = "; ".join(f"{k}: {v}" for k, v in stats["excluded"].items())
+        sources = "; ".join(f"{k}: {v.get('kept')} kept" for k, v in stats["sources"].items())
+        emit(stats, as_json, f"{domain} corpus written: {out_file} ({stats['lines']} lines, {stats['words']} words)\n"
+             f"sources: {sources}\nexcluded: {excluded}\ncounts: {stats_path(out_file)}")
+
+    pretrain_corpus.help = (f"Write unlabelled {domain} text from the shipped data sets for `kgfusion model pretrain` "
+                            "(never their dev/test texts).")
+    return pretrain_corpus

@@ -7,7 +7,6 @@ import click
 
 from kgfusion.apps.common import repo_data_dir, results_dir
 
-SENTIMENT_BUNDLE = "models/finsent-phrasebank-lora"
 EXAMPLES = [
     "Operating profit rose to EUR 13.1 mn from EUR 8.7 mn in the corresponding period in 2007.",
     "The company said it would cut 300 jobs after sales fell sharply.",
@@ -92,26 +91,30 @@ def finance_demo(ctx: click.Context, limit: int) -> None:
 
 
 def sentiment_demo(quick: bool) -> None:
-    """The shipped PhraseBank sentiment bundle on its held-out split, fp32 and int8."""
-    from kgfusion.core.bundle import load_bundle
-    from kgfusion.core.evaluate import format_report
-    from kgfusion.core.jobs import bundle_split, evaluate_predictor
+    """The sentiment bundle the finance app uses, with the app's default backend next to fp32, on its
+    held-out test sets (PhraseBank 50-agree, its all-agree subset, Twitter; --quick: the first 200 of each)."""
+    from kgfusion.apps.finance.config import DEFAULT_BACKEND, DEFAULT_BUNDLE_NAME
+    from kgfusion.apps.finance.train import FinanceData, data_for_bundle, evaluate_tests, load_finance_splits
     from kgfusion.core.predict import Predictor
 
     data = repo_data_dir()
-    bundle = data / SENTIMENT_BUNDLE
-    click.secho(f"== Sentiment model: {bundle.name}", bold=True)
+    bundle = data / "models" / DEFAULT_BUNDLE_NAME
+    backends = ("fp32", DEFAULT_BACKEND) if DEFAULT_BACKEND != "fp32" else ("fp32",)
+    click.secho(f"== Sentiment model of the finance app: {bundle.name} ({DEFAULT_BACKEND} by default, "
+                "next to fp32)", bold=True)
     started = time.perf_counter()
-    loaded = load_bundle(bundle)
-    test = bundle_split(bundle, "test", loaded.task)
-    if quick:
-        test = test[:120]
-    predictors = {backend: Predictor(loaded.model, loaded.tokenizer, loaded.labels, loaded.task, backend=backend)
-                  for backend in ("fp32", "int8")}
-    for backend, predictor in predictors.items():
-        metrics = evaluate_predictor(predictor, test)
-        click.echo(format_report(metrics, f"-- held-out PhraseBank test split ({len(test)} sentences), backend {backend}"))
-    click.echo("-- predictions (int8)")
-    for text, pred in zip(EXAMPLES, predictors["int8"].predict(EXAMPLES)):
+    tests = load_finance_splits(data_for_bundle(bundle, FinanceData.default(data))).tests
+    tests = {name: list(exs)[:200] if quick else list(exs) for name, exs in tests.items() if exs}
+    predictors = {backend: Predictor.from_bundle(bundle, backend=backend) for backend in backends}
+    scores = {backend: evaluate_tests(p, tests) for backend, p in predictors.items()}
+    click.echo(f"{'held-out test set':<22} {'n':>5}  " + "  ".join(f"{b + ' acc':>13}" for b in backends)
+               + ("  difference" if len(backends) > 1 else ""))
+    for name in tests:
+        accs = [scores[b][name]["accuracy"] for b in backends]
+        diff = f"  {100 * (accs[-1] - accs[0]):+.1f} points" if len(accs) > 1 else ""
+        click.echo(f"{name:<22} {len(tests[name]):>5}  " + "  ".join(f"{a:>13.4f}" for a in accs) + diff)
+    click.echo(f"-- predictions ({DEFAULT_BACKEND})")
+    for text, pred in zip(EXAMPLES, predictors[DEFAULT_BACKEND].predict(EXAMPLES)):
         click.echo(f"{pred.label:<9} {pred.score:.2f}  {text}")
     click.echo(f"({time.perf_counter() - started:.1f} s)")
+

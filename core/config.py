@@ -40,6 +40,7 @@ class ConfigBase:
         for k, v in data.items():
             if isinstance(v, list) and get_origin(hints[k]) is tuple:
                 v = tuple(v)
+            _check_type(cls.__name__, k, v, hints[k])
             kwargs[k] = v
         return cls(**kwargs)
 
@@ -48,11 +49,38 @@ class ConfigBase:
 
     @classmethod
     def load(cls, path: str | Path):
+        """A config from a JSON object file; ConfigError naming the file for anything else."""
+        from kgfusion.core.textfile import UTF8_HINT, read_text
+
         path = Path(path)
+        text = read_text(path, "utf-8", hint=UTF8_HINT)
+        if not text.strip():
+            raise ConfigError(f"{path}: the config file is empty; write a JSON object such as {{\"window\": 20}}")
         try:
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+            raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}; a config is a JSON object "
+                              "of option names and values") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config is a JSON object of option names and values, not a "
+                              f"{type(data).__name__}")
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+
+
+_SCALARS: dict[Any, tuple[type, ...]] = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
+
+
+def _check_type(owner: str, name: str, value: Any, hint: Any) -> None:
+    """ConfigError when a scalar field gets a value of another type (e.g. "window": "many")."""
+    allowed = _SCALARS.get(hint)
+    if allowed is None or value is None:
+        return
+    wrong = not isinstance(value, allowed) or (bool not in allowed and isinstance(value, bool))
+    if wrong:
+        raise ConfigError(f"{owner}.{name}={value!r} is a {type(value).__name__}; expected {hint.__name__}")
 
 
 def check_range(owner: object, name: str, lo: float | None = None, hi: float | None = None,

@@ -2,7 +2,9 @@
 
 Text classification: CSV / JSONL with text and label columns, or the Financial PhraseBank
 ``sentence@label`` latin-1 format. Token classification: CoNLL/IOB2 TSV (token<TAB>tag, blank line
-between sentences). Every input row ends in the examples or in ``rejects`` with a reason.
+between sentences). Every input row ends in the examples or in ``rejects`` with a reason. Files are
+checked up front (core.textfile): a binary file or one that is not text in its encoding is a DataError
+naming the file and the offset of the first bad byte.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Generic, Literal, TypeVar
 
 from kgfusion.core.errors import DataError
+from kgfusion.core.textfile import UTF8_HINT, brief, check_text, decoding_name, not_text_message, show_names
 
 TextFormat = Literal["auto", "csv", "jsonl", "phrasebank"]
 
@@ -67,8 +70,7 @@ def _labels_of(ex) -> Iterable[str]:
 
 
 def _open_text(path: Path, encoding: str):
-    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
-        encoding = "utf-8-sig"  # a leading BOM (Excel exports) is not part of the first field
+    encoding = decoding_name(encoding)  # utf-8 -> utf-8-sig: a leading BOM (Excel exports) is not part of the first field
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding, newline="")
     return open(path, encoding=encoding, newline="")
@@ -79,13 +81,17 @@ def _reading(path: Path, encoding: str) -> Iterator[None]:
     """Turn decoding, gzip and CSV-parser failures into a DataError naming the file and the fix."""
     try:
         yield
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid {encoding} ({exc.reason} at byte {exc.start}); "
-                        "re-save as UTF-8 or pass encoding=") from exc
+    except UnicodeDecodeError as exc:  # check_text ran first; this is the safety net (e.g. a file changed meanwhile)
+        raise DataError(not_text_message(path, None, encoding, UTF8_HINT)) from exc
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); re-compress it or pass the plain file") from exc
     except csv.Error as exc:
         raise DataError(f"{path}: CSV parse error ({exc}); fix the quoting or split the huge field") from exc
+
+
+def _check(path: Path, encoding: str) -> None:
+    """Binary data or a byte that does not decode: one DataError naming the file and the offset."""
+    check_text(path, encoding, hint=UTF8_HINT)
 
 
 def _detect_format(path: Path) -> TextFormat:
@@ -126,7 +132,7 @@ def read_text_classification(
             if ex.label in label_map:
                 kept.append(TextExample(ex.text, label_map[ex.label], ex.row))
             else:
-                rejects.append(Reject(str(path), ex.row, f"label {ex.label!r} not in label map {sorted(label_map)}"))
+                rejects.append(Reject(str(path), ex.row, f"label {brief(ex.label)} not in label map {show_names(sorted(label_map))}"))
         result = ReadResult(kept, rejects)
     if not result.examples:
         raise DataError(f"{path}: no usable rows ({len(result.rejects)} rejected); first reason: "
@@ -137,6 +143,7 @@ def read_text_classification(
 def read_phrasebank(path: str | Path, encoding: str = "latin-1") -> ReadResult[TextExample]:
     """Financial PhraseBank: one ``sentence@label`` per line, ISO-8859-1."""
     path = Path(path)
+    _check(path, encoding)
     examples, rejects = [], []
     with _reading(path, encoding), _open_text(path, encoding) as fh:
         for lineno, line in enumerate(fh, start=1):
@@ -154,28 +161,42 @@ def read_phrasebank(path: str | Path, encoding: str = "latin-1") -> ReadResult[T
 
 def _read_csv(path: Path, text_col: str, label_col: str, encoding: str) -> ReadResult[TextExample]:
     delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
+    _check(path, encoding)
     with _reading(path, encoding), _open_text(path, encoding) as fh:
         reader = csv.reader(fh, delimiter=delimiter)
-        header = next(reader, None) or []
-        missing = [c for c in (text_col, label_col) if c not in header]
-        if missing:
-            raise DataError(
-                f"{path}: missing column(s) {missing}; found {header}. "
-                "Pass --text-col/--label-col (text_col=/label_col=) to name them."
-            )
-        examples, rejects = [], []
-        start = reader.line_num + 1
-        for values in reader:
-            # A row's number is the file line it starts on (quoted fields may span lines).
-            rowno, start = start, reader.line_num + 1
-            if not values:
-                continue  # a blank line is not a row
-            row = dict(zip(header, values))
-            _take_row(path, rowno, row.get(text_col), row.get(label_col), examples, rejects)
+        try:
+            return _csv_rows(path, reader, text_col, label_col)
+        except csv.Error as exc:
+            raise DataError(f"{path}: CSV parse error at line {reader.line_num} ({exc}); fix the quoting or split "
+                            "the huge field") from exc
+
+
+def _csv_rows(path: Path, reader, text_col: str, label_col: str) -> ReadResult[TextExample]:
+    header = next(reader, None)
+    if header is None:
+        raise DataError(f"{path}: the file is empty; expected a header row naming the {text_col!r} and "
+                        f"{label_col!r} columns, then one row per example")
+    missing = [c for c in (text_col, label_col) if c not in header]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {missing}; found {show_names(header)}. "
+            "Pass --text-col/--label-col (text_col=/label_col=) to name them."
+        )
+    examples: list[TextExample] = []
+    rejects: list[Reject] = []
+    start = reader.line_num + 1
+    for values in reader:
+        # A row's number is the file line it starts on (quoted fields may span lines).
+        rowno, start = start, reader.line_num + 1
+        if not values:
+            continue  # a blank line is not a row
+        row = dict(zip(header, values))
+        _take_row(path, rowno, row.get(text_col), row.get(label_col), examples, rejects)
     return ReadResult(examples, rejects)
 
 
 def _read_jsonl(path: Path, text_col: str, label_col: str, encoding: str) -> ReadResult[TextExample]:
+    _check(path, encoding)
     examples, rejects = [], []
     with _reading(path, encoding), _open_text(path, encoding) as fh:
         for lineno, line in enumerate(fh, start=1):
@@ -208,6 +229,7 @@ def read_conll(path: str | Path, encoding: str = "utf-8", scheme: Literal["IOB2"
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    _check(path, encoding)
     examples: list[TokenExample] = []
     rejects: list[Reject] = []
     tokens: list[str] = []
@@ -246,7 +268,8 @@ def read_conll(path: str | Path, encoding: str = "utf-8", scheme: Literal["IOB2"
             tags.append(tag)
         flush()
     if not examples:
-        raise DataError(f"{path}: no sentences read ({len(rejects)} rejected)")
+        raise DataError(f"{path}: no sentences read ({len(rejects)} rejected); first reason: "
+                        + (f"{rejects[0].reason}" if rejects else "the file holds no token<TAB>tag lines"))
     return ReadResult(examples, rejects)
 
 
@@ -255,9 +278,9 @@ def _iob2_problem(tag: str, prev: str) -> str | None:
         return None
     prefix, _, etype = tag.partition("-")
     if prefix not in ("B", "I") or not etype:
-        return f"tag {tag!r} is not IOB2 (use O, B-TYPE, I-TYPE)"
+        return f"tag {brief(tag)} is not IOB2 (use O, B-TYPE, I-TYPE)"
     if prefix == "I" and prev[2:] != etype:
-        return f"tag {tag!r} follows {prev!r}; an I- tag must continue a B-/I- of the same type"
+        return f"tag {brief(tag)} follows {brief(prev)}; an I- tag must continue a B-/I- of the same type"
     return None
 
 

@@ -28,6 +28,7 @@ from kgfusion.core.data import (
 from kgfusion.core.errors import DataError
 from kgfusion.core.evaluate import classification_metrics, entity_metrics
 from kgfusion.core.finetune import TrainConfig, train
+from kgfusion.core.textfile import brief
 
 SplitName = Literal["train", "dev", "test", "all"]
 
@@ -171,6 +172,12 @@ def evaluate_bundle(bundle_dir: str | Path, spec: DataSpec | None = None, split:
             raise DataError(f"{bundle_dir} records no training data; pass --data")
         spec = DataSpec(path=str(_find_data_file(data_info["path"], bundle_dir)))
     examples = select_split(bundle_dir, spec, predictor.task, split, data_info)
+    if predictor.task == "sequence":
+        foreign = [e for e in examples if e.label not in predictor.labels]
+        if foreign:  # name the file and the first row: the user has to map or drop them
+            raise DataError(f"{spec.path}: row {foreign[0].row}: gold label {brief(foreign[0].label)} is not one of "
+                            f"the model's labels {predictor.labels} ({len(foreign)} such rows); map it with "
+                            "--label-map FROM=TO or remove those rows")
     metrics = evaluate_predictor(predictor, examples)
     metrics["split"] = split
     metrics["backend"] = backend

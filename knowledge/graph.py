@@ -5,6 +5,7 @@ import gzip
 import os
 import re
 import tempfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from itertools import pairwise
@@ -18,6 +19,7 @@ from rdflib.plugins.parsers.notation3 import BadSyntax
 from rdflib.term import Node
 
 from kgfusion.core.errors import KgfusionError
+from kgfusion.core.textfile import NotTextError, brief, decode
 from kgfusion.knowledge.records import EntityRecord
 from kgfusion.knowledge.sparql import (
     DEFAULT_MAX_ROWS,
@@ -133,9 +135,12 @@ class KnowledgeGraph:
             raise GraphError(f"Knowledge graph file not found: {path} (build it with `kgfusion kg build`).")
         try:
             raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
-            text = raw.decode("utf-8")
-        except (OSError, EOFError, UnicodeDecodeError) as exc:
-            raise GraphError(f"{path}: cannot read the graph file ({exc}); rebuild it or fix its encoding.") from exc
+        except (OSError, EOFError, zlib.error) as exc:
+            raise GraphError(f"{path}: cannot read the graph file ({exc}); rebuild it or re-compress it.") from exc
+        try:  # binary data or a byte that is not UTF-8: say so with the offset (core.textfile), never echo it
+            text = decode(raw, path, "utf-8", hint="convert it to UTF-8 or rebuild it (kgfusion kg build)")
+        except NotTextError as exc:
+            raise GraphError(str(exc)) from exc
         graph = Graph()
         try:
             graph.parse(data=text, format="turtle", publicID=path.resolve().as_uri())
@@ -146,7 +151,8 @@ class KnowledgeGraph:
             line = source[:offset].count(b"\n") + 1 if offset is not None else getattr(exc, "lines", -1) + 1
             raise GraphError(f"{path}: malformed Turtle at line {line}: {why}. Fix the file or rebuild it.") from exc
         except Exception as exc:  # rdflib raises several unrelated types for bad input
-            raise GraphError(f"{path}: malformed Turtle: {exc}. Fix the file or rebuild it.") from exc
+            raise GraphError(f"{path}: malformed Turtle: {brief(exc, 200)[1:-1]}. Fix the file or rebuild it.") \
+                from exc
         return cls(graph)
 
     def save(self, path: str | os.PathLike) -> Path:

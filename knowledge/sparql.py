@@ -29,10 +29,12 @@ from rdflib.plugins.sparql.sparql import Query
 from rdflib.term import Node
 
 from kgfusion.core.errors import KgfusionError
+from kgfusion.core.textfile import brief
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_MAX_ROWS = 10_000
+MAX_QUERY_CHARS = 100_000  # the parser is slow on huge inputs; no hand-written query is this long
 
 READ_FORMS = ("SELECT", "ASK", "CONSTRUCT", "DESCRIBE")
 # Update operations, plus clauses that would make rdflib fetch remote data (SERVICE, FROM <url>).
@@ -108,6 +110,9 @@ def parse_read_only(query: str, namespaces: Mapping[str, object] | None = None) 
     """
     if not isinstance(query, str) or not query.strip():
         raise SparqlError("Empty SPARQL query: write a SELECT, ASK, CONSTRUCT or DESCRIBE query.")
+    if len(query) > MAX_QUERY_CHARS:
+        raise SparqlError(f"SPARQL query is {len(query):,} characters long, over the limit of {MAX_QUERY_CHARS:,}; "
+                          "write a shorter query (use VALUES or FILTER with a few terms, not a pasted data dump).")
     bad = sorted({w for w in _keywords(query) if w in FORBIDDEN})
     if bad:
         raise SparqlError(
@@ -118,10 +123,10 @@ def parse_read_only(query: str, namespaces: Mapping[str, object] | None = None) 
         prepared = prepareQuery(query, initNs=dict(namespaces or {}))
     except ParseBaseException as exc:
         raise SparqlError(
-            f"Malformed SPARQL at line {exc.lineno}, column {exc.col}: {exc.msg} (near {exc.line.strip()!r})"
+            f"Malformed SPARQL at line {exc.lineno}, column {exc.col}: {exc.msg} (near {brief(exc.line.strip())})"
         ) from exc
     except Exception as exc:  # rdflib raises plain Exceptions for e.g. an unknown prefix
-        raise SparqlError(f"Malformed SPARQL: {exc}") from exc
+        raise SparqlError(f"Malformed SPARQL: {brief(exc, 200)[1:-1]}") from exc
     form = _FORM_NAMES.get(prepared.algebra.name)
     if form is None:
         raise SparqlError(f"Unsupported SPARQL query form {prepared.algebra.name!r}: use {'/'.join(READ_FORMS)}.")

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from kgfusion.apps.common import DomainGroup, emit, json_option, repo_data_dir
+from kgfusion.apps.common import DomainGroup, emit, json_option, pretrain_corpus_command, repo_data_dir
+from kgfusion.apps.finance.config import DEFAULT_BACKEND, DEFAULT_BUNDLE_NAME
 
 BACKEND = click.Choice(["fp32", "int8", "onnx-int8"])
 
@@ -18,12 +19,14 @@ def group() -> None:
 
 
 def default_bundle() -> Path:
-    return repo_data_dir() / "models" / "finsent-lora"
+    return repo_data_dir() / "models" / DEFAULT_BUNDLE_NAME
 
 
 def feed_options(f):
-    """Column names and monitoring thresholds, shared by score / monitor / alerts."""
+    """Encoding, column names and monitoring thresholds, shared by score / monitor."""
     opts = [
+        click.option("--encoding", default="utf-8", show_default=True,
+                     help="Text encoding of FILE (e.g. latin-1, cp1252, utf-16); a UTF-8 BOM is fine."),
         click.option("--text-col", default="text", show_default=True, help="Column holding the item text."),
         click.option("--time-col", default="", help="Timestamp column (default: auto-detect created_at, timestamp, date ...)."),
         click.option("--id-col", default="", help="Item id column (default: auto-detect id, id_str ...; else a hash)."),
@@ -45,7 +48,7 @@ def model_options(f):
     opts = [
         click.option("--bundle", type=click.Path(file_okay=False), default=None,
                      help="Sentiment bundle (default: data/models/finsent-lora)."),
-        click.option("--backend", type=BACKEND, default="int8", show_default=True),
+        click.option("--backend", type=BACKEND, default=DEFAULT_BACKEND, show_default=True),
         click.option("--kg", "kg_path", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="Finance KG Turtle file (default: data/kg/finance.ttl)."),
         click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True),
@@ -136,7 +139,7 @@ def _records(frame) -> list[dict[str, Any]]:
 def train(method, out_dir, epochs, batch_size, max_length, lr, max_steps, seed, base, data_dir, no_onnx, quiet, as_json):
     """Rebuild the sentiment bundle: MiniLM (LoRA or full) on PhraseBank 50-agree + Twitter Financial News."""
     from kgfusion.apps.finance.train import FinanceData, train_finsent
-    from kgfusion.apps.model.cli import rebuild_command
+    from kgfusion.core.commands import rebuild_command
     from kgfusion.core.finetune import TrainConfig
 
     data = FinanceData.default(data_dir or repo_data_dir())
@@ -186,21 +189,27 @@ def evaluate(bundle, backend, data_dir, with_rules, as_json):
 @click.option("--limit", type=int, default=None, help="Only the first N items (quick runs).")
 @json_option
 @click.pass_context
-def score(ctx, file, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume, z_threshold,
-          config_path, bundle, backend, kg_path, rule_paths, fuzzy_names, quiet, out, rejects_path, limit, as_json):
-    """Score and link the items of FILE (no database): label, score = P(pos) - P(neg), companies, evidence."""
-    from kgfusion.apps.finance.ingest import read_feed
+def score(ctx, file, encoding, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume,
+          z_threshold, config_path, bundle, backend, kg_path, rule_paths, fuzzy_names, quiet, out, rejects_path, limit,
+          as_json):
+    """Score and link the items of FILE (no database): label, score = P(pos) - P(neg), companies, evidence.
+
+    Rejected rows go to --rejects with file, row and reason; a FILE with no usable row is an error (exit 1).
+    """
+    from kgfusion.apps.finance.ingest import no_items_error, read_feed
     from kgfusion.core.data import write_rejects
 
     cfg = _config(ctx, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume,
                   z_threshold, config_path, fuzzy_names)
-    feed = read_feed(file, cfg, limit=limit)
-    mon = _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet or as_json)
-    frame = mon.score(feed.items)
+    feed = read_feed(file, cfg, limit=limit, encoding=encoding)
     rej = None
     if feed.rejects:
         rej = Path(rejects_path or f"{out or file}.rejects.csv")
         write_rejects(feed.rejects, rej)
+    if not feed.items:
+        raise no_items_error(file, feed, rej)
+    mon = _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet or as_json)
+    frame = mon.score(feed.items)
     if out:
         write_table(frame, out)
     summary = feed.summary() | {"out": out, "rejects_path": str(rej) if rej else None,
@@ -229,14 +238,20 @@ def score(ctx, file, text_col, time_col, id_col, source_col, ticker_col, resolut
 @click.option("--top", type=int, default=5, show_default=True, help="Alerts to print.")
 @json_option
 @click.pass_context
-def monitor(ctx, file, db, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume,
-            z_threshold, config_path, bundle, backend, kg_path, rule_paths, fuzzy_names, quiet, rejects_path, limit,
-            rescore, top, as_json):
-    """Ingest FILE into --db (score, link, store; re-runs do not double-count), then detect alerts."""
+def monitor(ctx, file, db, encoding, text_col, time_col, id_col, source_col, ticker_col, resolution, window,
+            min_volume, z_threshold, config_path, bundle, backend, kg_path, rule_paths, fuzzy_names, quiet,
+            rejects_path, limit, rescore, top, as_json):
+    """Ingest FILE into --db (score, link, store; re-runs do not double-count), then detect alerts.
+
+    Rejected rows go to --rejects with file, row and reason; a FILE with no usable row is an error (exit 1).
+    """
+    from kgfusion.apps.finance.ingest import check_feed
+
     cfg = _config(ctx, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume,
                   z_threshold, config_path, fuzzy_names)
+    check_feed(file, cfg, encoding)  # a binary file or a missing column fails before the model loads
     mon = _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet or as_json)
-    s = mon.monitor(file, db, rejects_path=rejects_path, limit=limit, rescore=rescore, top=top)
+    s = mon.monitor(file, db, rejects_path=rejects_path, limit=limit, rescore=rescore, top=top, encoding=encoding)
     text = (f"{s.items} items ({s.new_items} new, {s.skipped_existing} already stored), {s.rejected} rejected"
             + (f" -> {s.rejects_path}" if s.rejects_path else "")
             + f"\n{s.linked_items} items linked to companies ({s.mentions} mentions); "
@@ -313,3 +328,12 @@ def _event_study(table, prices, kg_path, cfg) -> dict[str, Any]:
 
     events = next_day_returns(table, read_prices(prices), entity_of)
     return summarize(events)
+
+
+def _build_corpus(data_dir: Path):
+    from kgfusion.apps.finance.corpus import build_finance_corpus
+
+    return build_finance_corpus(data_dir)
+
+
+group.add_command(pretrain_corpus_command("finance", _build_corpus))

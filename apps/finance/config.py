@@ -7,6 +7,10 @@ from typing import Literal
 from kgfusion.core.config import ConfigBase, check_range
 from kgfusion.core.errors import ConfigError
 
+# The shipped sentiment bundle (under data/models/) and the backend the CLI, page and demo use by default.
+DEFAULT_BUNDLE_NAME = "finsent-lora"
+DEFAULT_BACKEND = "int8"
+
 # Column names tried, in order, when a column option is left empty ("" = auto-detect).
 AUTO_COLUMNS: dict[str, tuple[str, ...]] = {
     "time": ("timestamp", "created_at", "datetime", "date", "time", "ts"),

@@ -1,8 +1,11 @@
 """Read a feed (CSV/TSV, JSONL, optionally .gz) into Items; every row is an Item or a Reject.
 
-Validation up front: the text column must exist (DataError naming the file, the columns found and the
-flag). Per row: non-UTF-8 bytes, invalid JSON, empty text, unparseable timestamps and duplicates (same
-id, or same normalised text + timestamp) become Rejects with file, row and reason. Item ids are the
+Validation up front: the file must be text in its encoding (UTF-8 unless ``encoding=`` / --encoding says
+otherwise; a binary file, or one whose header or most lines do not decode, is a DataError that says so)
+and the text column must exist (DataError naming the file, the columns found and the flag). Per row:
+undecodable bytes, invalid JSON, wrong field counts, empty text, texts over MAX_ITEM_CHARS, unparseable
+timestamps and duplicates (same id, or same normalised text + timestamp) become Rejects with file, row
+and reason. Item ids are the
 feed's id when it has one, else a hash of source + normalised text + timestamp, so re-running a file
 yields the same ids (the store upserts on them). Timestamps are stored as naive UTC.
 """
@@ -26,10 +29,12 @@ import pandas as pd
 from kgfusion.apps.finance.config import AUTO_COLUMNS, FinanceConfig
 from kgfusion.core.data import Reject
 from kgfusion.core.errors import DataError
+from kgfusion.core.textfile import brief, check_text, decoding_name, open_bytes, show_names
 
 _FLAGS = {"text": "--text-col", "time": "--time-col", "id": "--id-col", "source": "--source-col",
           "ticker": "--ticker-col"}
 _TWITTER_FORMAT = "%a %b %d %H:%M:%S %z %Y"  # "Wed Jan 01 03:59:03 +0000 2014"
+MAX_ITEM_CHARS = 100_000  # a news item or post; longer texts are rejected rather than scored for minutes
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,15 @@ class IngestResult:
                 "reject_reasons": reasons, "columns": self.columns, "truncated": self.truncated}
 
 
+def no_items_error(path: str | Path, feed: IngestResult, rejects_path: str | Path | None) -> DataError:
+    """The one-line error of a feed with nothing to score: counts, where the rejects went, the first reason."""
+    if not feed.rejects:
+        return DataError(f"{path}: 0 items scored, 0 rejected; the feed has no data rows")
+    first = feed.rejects[0]
+    return DataError(f"0 items scored, {len(feed.rejects)} rejected -> {rejects_path} "
+                     f"(first: {path} row {first.row}: {first.reason})")
+
+
 def _format(path: Path) -> str:
     name = path.name.lower().removesuffix(".gz")
     if name.endswith((".jsonl", ".ndjson", ".json")):
@@ -70,32 +84,36 @@ def _format(path: Path) -> str:
     raise DataError(f"{path}: unknown feed type; use .csv, .tsv, .jsonl or .ndjson (optionally .gz)")
 
 
-def _open_bytes(path: Path):
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-
-
-def _raw_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, str, list[str]]]:
+def _raw_rows(path: Path, fmt: str, encoding: str = "utf-8"
+              ) -> Iterator[tuple[int, dict[str, Any] | None, str, list[str]]]:
     """(row number, record or None, reject reason, header) per data row; header is [] for JSONL.
 
     The row number is the file line the row starts on (a quoted CSV field may span lines)."""
     try:
-        yield from _parse_rows(path, fmt)
+        yield from _parse_rows(path, fmt, encoding)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); re-compress it or pass the plain file") from exc
-    except csv.Error as exc:
-        raise DataError(f"{path}: CSV parse error ({exc}); fix the quoting or split the huge field") from exc
+    except UnicodeDecodeError as exc:  # bytes surrogateescape cannot carry (e.g. a broken UTF-16 pair)
+        raise DataError(f"{path} is not {encoding} text ({exc.reason}); convert it or pass --encoding") from exc
 
 
-def _parse_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, str, list[str]]]:
+def _bad_bytes(encoding: str) -> str:
+    name = decoding_name(encoding).removesuffix("-sig")
+    return f"not valid {'UTF-8' if name == 'utf-8' else name} (convert the file or pass --encoding)"
+
+
+def _parse_rows(path: Path, fmt: str, encoding: str) -> Iterator[tuple[int, dict[str, Any] | None, str, list[str]]]:
+    # surrogateescape keeps bad bytes visible per field, so one bad row does not sink the file
+    # utf-8-sig: a BOM before a quoted header ("id",...) or a JSON object would otherwise stay in the text
+    codec = decoding_name(encoding)
     if fmt == "jsonl":
-        with _open_bytes(path) as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                if not raw.strip():
+        with open_bytes(path) as fh:
+            text = io.TextIOWrapper(fh, encoding=codec, errors="surrogateescape", newline="\n")
+            for lineno, line in enumerate(text, start=1):
+                if not line.strip():
                     continue  # blank lines are not rows
-                try:
-                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a BOM is not JSON
-                except UnicodeDecodeError as exc:
-                    yield lineno, None, f"not valid UTF-8 (byte {exc.start} of the line)", []
+                if _has_surrogates(line):
+                    yield lineno, None, _bad_bytes(encoding), []
                     continue
                 try:
                     obj = json.loads(line)
@@ -108,57 +126,78 @@ def _parse_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | No
                 yield lineno, obj, "", []
         return
     delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
-    with _open_bytes(path) as fh:
-        # surrogateescape keeps bad bytes visible per field, so one bad row does not sink the file
-        # utf-8-sig: a BOM before a quoted header ("id",...) would otherwise keep the quotes in the name
-        text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    with open_bytes(path) as fh:
+        text = io.TextIOWrapper(fh, encoding=codec, errors="surrogateescape", newline="")
         reader = csv.reader(text, delimiter=delimiter)
-        header = next(reader, None)
-        if header is None:
-            return
-        header = [h.strip().lstrip("\ufeff") for h in header]
-        start = reader.line_num + 1
-        for values in reader:
-            rowno, start = start, reader.line_num + 1
-            if not any(v.strip() for v in values):
-                continue
-            if any(_has_surrogates(v) for v in values):
-                yield rowno, None, "not valid UTF-8", header
-                continue
-            if len(values) != len(header):
-                yield rowno, None, f"wrong number of fields (expected {len(header)}, found {len(values)})", header
-                continue
-            yield rowno, dict(zip(header, values)), "", header
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            header = [h.strip().lstrip("\ufeff") for h in header]
+            start = reader.line_num + 1
+            for values in reader:
+                rowno, start = start, reader.line_num + 1
+                if not any(v.strip() for v in values):
+                    continue
+                if any(_has_surrogates(v) for v in values):
+                    yield rowno, None, _bad_bytes(encoding), header
+                    continue
+                if len(values) != len(header):
+                    yield rowno, None, f"wrong number of fields (expected {len(header)}, found {len(values)})", header
+                    continue
+                yield rowno, dict(zip(header, values)), "", header
+        except csv.Error as exc:
+            raise DataError(f"{path}: CSV parse error at line {reader.line_num} ({exc}); fix the quoting or "
+                            "split the huge field") from exc
 
 
 def _has_surrogates(s: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in s)
 
 
-def _peek_columns(path: Path, fmt: str) -> list[str]:
-    """Header (CSV) or the union of keys of the first 50 JSON objects."""
+def _peek_columns(path: Path, fmt: str, encoding: str = "utf-8") -> tuple[list[str], bool]:
+    """(columns, has content): the CSV header, or the union of keys of the first 50 JSON objects.
+
+    A JSONL file whose lines hold no JSON object has content but no columns.
+    """
+    if fmt == "csv":
+        with open_bytes(path) as fh:
+            text = io.TextIOWrapper(fh, encoding=decoding_name(encoding), errors="surrogateescape", newline="")
+            reader = csv.reader(text, delimiter="\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ",")
+            try:
+                header = next(reader, None)
+            except csv.Error as exc:
+                raise DataError(f"{path}: CSV parse error in the header line ({exc}); fix the quoting or "
+                                "split the huge field") from exc
+            except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+                raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); re-compress it or pass the "
+                                "plain file") from exc
+        header = [h.strip().lstrip("\ufeff") for h in header or []]
+        return header, bool(header)
     keys: dict[str, None] = {}
-    for n, (_, rec, _, header) in enumerate(_raw_rows(path, fmt)):
-        if header:
-            return header
+    objects = 0
+    content = False
+    for _, rec, _, _ in _raw_rows(path, fmt, encoding):
+        content = True
         if rec is not None:
             keys.update(dict.fromkeys(rec))
-        if n >= 50:
-            break
-    return list(keys)
+            objects += 1
+            if objects >= 50:
+                break
+    return list(keys), content
 
 
 def resolve_columns(path: Path, found: list[str], config: FinanceConfig) -> dict[str, str | None]:
     """Role -> column: the configured name (must exist) or the first AUTO_COLUMNS match."""
     if config.text_col not in found:
-        raise DataError(f"{path}: no text column {config.text_col!r}; columns found: {found}. "
+        raise DataError(f"{path}: no text column {config.text_col!r}; columns found: {show_names(found)}. "
                         f"Pass {_FLAGS['text']} NAME to name the column holding the text.")
     out: dict[str, str | None] = {"text": config.text_col}
     for role in ("time", "id", "source", "ticker"):
         wanted = getattr(config, f"{role}_col")
         if wanted:
             if wanted not in found:
-                raise DataError(f"{path}: no {role} column {wanted!r}; columns found: {found}. "
+                raise DataError(f"{path}: no {role} column {wanted!r}; columns found: {show_names(found)}. "
                                 f"Fix {_FLAGS[role]} or leave it empty to auto-detect.")
             out[role] = wanted
         else:
@@ -202,22 +241,44 @@ def item_id(source: str, text: str, ts: pd.Timestamp | None) -> str:
     return "h" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
 
 
-def read_feed(path: str | Path, config: FinanceConfig | None = None, limit: int | None = None) -> IngestResult:
-    """Read a feed; ``limit`` stops after that many accepted items (the rest is not read)."""
+def check_feed(path: str | Path, config: FinanceConfig | None = None, encoding: str = "utf-8"
+               ) -> dict[str, str | None]:
+    """Validate a feed up front (type, encoding, columns) without reading it all: role -> column.
+
+    Cheap (the header, or the first 50 JSON lines): commands call it before loading a model.
+    """
     config = config or FinanceConfig()
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: feed file not found")
+    fmt = _format(path)
+    check_text(path, encoding, rows=True)
+    columns, content = _peek_columns(path, fmt, encoding)
+    if not content:
+        raise DataError(f"{path}: the file is empty (no header, no rows); 0 items scored")
+    if fmt == "jsonl" and not columns:  # no line is a JSON object: every row becomes a reject
+        return {"text": config.text_col, "time": None, "id": None, "source": None, "ticker": None}
+    return resolve_columns(path, columns, config)
+
+
+def read_feed(path: str | Path, config: FinanceConfig | None = None, limit: int | None = None,
+              encoding: str = "utf-8") -> IngestResult:
+    """Read a feed; ``limit`` stops after that many accepted items (the rest is not read).
+
+    ``encoding``: the file's text encoding (UTF-8 by default; a BOM is allowed).
+    """
+    config = config or FinanceConfig()
+    path = Path(path)
     if limit is not None and limit < 1:
         raise DataError(f"limit={limit} must be >= 1")
+    cols = check_feed(path, config, encoding)
     fmt = _format(path)
-    cols = resolve_columns(path, _peek_columns(path, fmt), config)
     source_default = config.default_source or path.name.split(".")[0]
     rejects: list[Reject] = []
     staged: list[tuple[int, str, str | None, str, str | None, str | None]] = []  # row, text, raw ts, source, id, hint
     rows_read = 0
     truncated = False
-    for rowno, rec, reason, _ in _raw_rows(path, fmt):
+    for rowno, rec, reason, _ in _raw_rows(path, fmt, encoding):
         if limit is not None and len(staged) >= limit:
             truncated = True
             break
@@ -229,6 +290,10 @@ def read_feed(path: str | Path, config: FinanceConfig | None = None, limit: int 
         text = html.unescape(str(text)).strip() if text is not None else ""
         if not text:
             rejects.append(Reject(str(path), rowno, "empty text"))
+            continue
+        if len(text) > MAX_ITEM_CHARS:
+            rejects.append(Reject(str(path), rowno, f"text too long ({len(text):,} characters; at most "
+                                  f"{MAX_ITEM_CHARS:,}): split it into several items", text[:200]))
             continue
         raw_ts = _cell(rec, cols["time"])
         if cols["time"] and not raw_ts:
@@ -245,7 +310,7 @@ def read_feed(path: str | Path, config: FinanceConfig | None = None, limit: int 
         if stamps is not None:
             value = stamps.iloc[k]
             if pd.isna(value):
-                rejects.append(Reject(str(path), rowno, f"unparseable timestamp ({raw_ts!r} in column "
+                rejects.append(Reject(str(path), rowno, f"unparseable timestamp ({brief(raw_ts)} in column "
                                       f"{cols['time']!r}; use ISO 8601, e.g. 2014-01-31T15:04:00Z)", text[:200]))
                 continue
             ts = pd.Timestamp(value)

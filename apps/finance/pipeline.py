@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from kgfusion.apps.finance.alerts import detect_alerts, top_evidence
 from kgfusion.apps.finance.config import FinanceConfig
-from kgfusion.apps.finance.ingest import Item, content_key, item_id, read_feed
+from kgfusion.apps.finance.ingest import Item, content_key, item_id, no_items_error, read_feed
 from kgfusion.apps.finance.linking import CompanyCatalog, CompanyLinker, Mention
 from kgfusion.apps.finance.scoring import ScoredItem, SentimentScorer
 from kgfusion.apps.finance.store import FinanceStore
@@ -31,6 +31,9 @@ from kgfusion.core.errors import ConfigError
 
 CHUNK = 2048  # items scored, linked and written per step (a crash loses at most one chunk)
 CHUNK_ENV = "KGFUSION_FINANCE_CHUNK"  # overrides CHUNK, e.g. small chunks for the kill-and-resume test
+# The columns of a scored frame (FinanceMonitor._item_row), also when no item was scored.
+ITEM_COLUMNS = ("id", "ts", "source", "text", "ticker_hint", "label", "score", "confidence", "p_negative",
+                "p_neutral", "p_positive", "model_probs", "rule_score", "evidence", "run_id", "text_key")
 
 
 def chunk_size() -> int:
@@ -109,6 +112,8 @@ class FinanceMonitor:
         items = [it if isinstance(it, Item) else Item(item_id("text", it, None), it, None, "text", None, i + 1)
                  for i, it in enumerate(items)]
         frame, mentions = self._process(items, run_id="")
+        if frame.empty:  # no items: the same columns, no rows
+            return pd.DataFrame(columns=[*ITEM_COLUMNS, "tickers"])
         by_item = mentions.groupby("item_id")["ticker"].apply(list).to_dict() if not mentions.empty else {}
         return frame.assign(tickers=[by_item.get(i, []) for i in frame["id"]])
 
@@ -140,17 +145,22 @@ class FinanceMonitor:
 
     # -- files -----------------------------------------------------------------------------------
     def monitor(self, path: str | Path, db: str | Path, *, rejects_path: str | Path | None = None,
-                limit: int | None = None, rescore: bool = False, top: int = 5) -> RunSummary:
-        """Ingest a feed into ``db`` (items already there are skipped unless ``rescore``), then alert."""
+                limit: int | None = None, rescore: bool = False, top: int = 5, encoding: str = "utf-8") -> RunSummary:
+        """Ingest a feed into ``db`` (items already there are skipped unless ``rescore``), then alert.
+
+        A feed with no usable item raises DataError (its rejects written first); ``db`` is not touched.
+        """
         started = datetime.now(timezone.utc).replace(tzinfo=None)
         t0 = time.perf_counter()
         stages: dict[str, float] = {}
-        feed = read_feed(path, self.config, limit=limit)
+        feed = read_feed(path, self.config, limit=limit, encoding=encoding)
         stages["ingest"] = time.perf_counter() - t0
         rejects_out = None
         if feed.rejects:
             rejects_out = Path(rejects_path) if rejects_path else Path(f"{db}.rejects.csv")
             write_rejects(feed.rejects, rejects_out)
+        if not feed.items:
+            raise no_items_error(path, feed, rejects_out)
         run_id = started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         n_mentions = linked = new = 0
         with FinanceStore(db) as store:

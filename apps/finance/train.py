@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kgfusion.apps.finance import rule_kinds as _rule_kinds  # noqa: F401 - registers ambiguous_ticker for the finance rules
 from kgfusion.core.bundle import ONNX_INT8, add_file_to_bundle, save_bundle, sha256_file
 from kgfusion.core.data import (
     TextExample,
@@ -233,6 +234,16 @@ of scope. Errors follow the annotators' disagreements (50-agree labels are noisy
 """
 
 
+def data_for_bundle(bundle_dir: str | Path, data: FinanceData) -> FinanceData:
+    """``data`` with the split fractions and seed the bundle recorded (data.json): its test sets re-created."""
+    info_file = Path(bundle_dir) / "data.json"
+    split = (json.loads(info_file.read_text()) if info_file.is_file() else {}).get("split", {})
+    fractions = split.get("fractions", {})
+    data.dev, data.test = fractions.get("dev", data.dev), fractions.get("test", data.test)
+    data.seed = split.get("seed", data.seed)
+    return data
+
+
 def evaluate_finsent(bundle_dir: str | Path, data: FinanceData, *, backend: str = "fp32",
                      with_rules: bool = True, config: Any = None) -> dict[str, Any]:
     """Re-create the bundle's held-out test sets (seed from data.json, checked against split.json) and
@@ -243,13 +254,7 @@ def evaluate_finsent(bundle_dir: str | Path, data: FinanceData, *, backend: str 
     from kgfusion.knowledge.rules import load_domain_rules
 
     bundle_dir = Path(bundle_dir)
-    info_file = bundle_dir / "data.json"
-    info = json.loads(info_file.read_text()) if info_file.is_file() else {}
-    split = info.get("split", {})
-    fractions = split.get("fractions", {})
-    data.dev, data.test = fractions.get("dev", data.dev), fractions.get("test", data.test)
-    data.seed = split.get("seed", data.seed)
-    splits = load_finance_splits(data)
+    splits = load_finance_splits(data_for_bundle(bundle_dir, data))
     recorded = bundle_dir / "split.json"
     if recorded.is_file():
         rows = json.loads(recorded.read_text())

@@ -17,9 +17,10 @@ from rdflib import URIRef
 
 from kgfusion.apps.common import emit, json_option, repo_data_dir
 from kgfusion.core.errors import KgfusionError
+from kgfusion.core.textfile import read_text
 from kgfusion.knowledge.builders import DOMAINS, build_with_report, output_path
 from kgfusion.knowledge.graph import KnowledgeGraph
-from kgfusion.knowledge.sparql import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S
+from kgfusion.knowledge.sparql import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, SparqlError
 from kgfusion.knowledge.vocab import ALL_PREFIXES
 
 # Which graph a prefixed name belongs to, so `neighbors company:AAPL` needs no --graph.
@@ -188,13 +189,19 @@ def query_command(sparql: str, graph: Path, limit: int, timeout: float, max_rows
     A query running past --timeout is stopped with an error (exit code 1); a result cut at --max-rows
     is printed with a note on stderr.
     """
+    path_of_query = None
     if sparql.startswith("@"):
-        path = Path(sparql[1:])
+        path = path_of_query = Path(sparql[1:])
         if not path.is_file():
             raise click.BadParameter(f"query file {path} not found.", param_hint="SPARQL")
-        sparql = path.read_text(encoding="utf-8")
+        sparql = read_text(path, "utf-8", hint="save the query file as UTF-8")
     kg = _load(graph)
-    rows = kg.query(sparql, limit=limit or None, timeout_s=timeout or None, max_rows=max_rows or None)
+    try:
+        rows = kg.query(sparql, limit=limit or None, timeout_s=timeout or None, max_rows=max_rows or None)
+    except SparqlError as exc:  # a query from a file: say which file
+        if path_of_query is not None:
+            raise SparqlError(f"{path_of_query}: {exc}") from exc
+        raise
     emit(rows, as_json, _table(kg, rows))
     if rows.truncated:
         click.echo(f"Note: {rows.note}", err=True)

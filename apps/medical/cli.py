@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from kgfusion.apps.common import emit, json_option, repo_data_dir
+from kgfusion.apps.common import emit, json_option, pretrain_corpus_command, repo_data_dir
 from kgfusion.core.errors import KgfusionError
 
 BACKEND = click.Choice(["fp32", "int8", "onnx-int8"])
@@ -76,7 +76,11 @@ def train(dataset, method, epochs, lr, batch_size, max_length, dev_fraction, see
 @click.option("--backend", type=BACKEND, default="fp32", show_default=True)
 @json_option
 def evaluate(bundle, dataset, iob_file, backend, as_json):
-    """Strict entity P/R/F1 of BUNDLE (default: the shipped model) on a data set's devel split."""
+    """Strict entity P/R/F1 of BUNDLE (default: the shipped model) on a data set's devel split.
+
+    Scores are named after what was scored: devel_f1, devel_precision, devel_recall, devel_<type>_f1 on
+    the devel split; f1, precision, recall, <type>_f1 (and file) for --file.
+    """
     from kgfusion.apps.medical.config import DEFAULT_BUNDLE
     from kgfusion.apps.medical.extract import resolve_bundle
     from kgfusion.apps.medical.train import DATASETS, PUBLISHED, evaluate_medical
@@ -88,14 +92,35 @@ def evaluate(bundle, dataset, iob_file, backend, as_json):
         metrics = evaluate_medical(path, target, backend)
     except KgfusionError as exc:
         raise _fail(exc) from exc
-    metrics["published_test_f1"] = PUBLISHED[dataset]
-    lines = [f"{path.name} on {target} ({backend}): P {metrics['devel_precision']:.4f} R {metrics['devel_recall']:.4f} "
-             f"F1 {metrics['devel_f1']:.4f}"]
+    if iob_file:  # not the devel split: plain names (f1, precision, recall, <type>_f1) next to "file"
+        metrics = {k.removeprefix("devel_"): v for k, v in metrics.items()}
+        published: dict = {}
+    else:
+        published = metrics["published_test_f1"] = PUBLISHED[dataset]
+    prefix = "" if iob_file else "devel_"
+    lines = [f"{path.name} on {target} ({backend}): P {metrics[prefix + 'precision']:.4f} "
+             f"R {metrics[prefix + 'recall']:.4f} F1 {metrics[prefix + 'f1']:.4f}"]
     for etype, v in metrics["per_type"].items():
-        pub = PUBLISHED[dataset].get(etype, {})
+        pub = published.get(etype, {})
         ref = ", ".join(f"{k} {x:.3f}" for k, x in pub.items())
         lines.append(f"  {etype:<10} F1 {v['f1']:.4f} (support {v['support']})" + (f"   published test: {ref}" if ref else ""))
     emit(metrics, as_json, "\n".join(lines))
+
+
+def _default_rejects(out_path: str) -> str:
+    return str(Path(out_path).with_suffix("")) + ".rejects.csv"
+
+
+def _no_notes(source: str, rejects, target: str) -> KgfusionError:
+    """The one-line error of a SOURCE without a usable note; its rejects are written first."""
+    from kgfusion.core.data import write_rejects
+
+    if not rejects:
+        return KgfusionError(f"{source}: 0 notes extracted, 0 rejected; the file has no data rows")
+    write_rejects(rejects, target)
+    first = rejects[0]
+    where = f"{first.source} row {first.row}" if first.row else first.source
+    return KgfusionError(f"0 notes extracted, {len(rejects)} rejected -> {target} (first: {where}: {first.reason})")
 
 
 def summarize(results, rejects, seconds: float) -> dict[str, Any]:
@@ -147,13 +172,19 @@ def _summary_text(s: dict[str, Any], files: dict[str, str]) -> str:
 @click.option("--oversize", type=click.Choice(["chunk", "reject"]), default="chunk", show_default=True)
 @click.option("--text-col", default="", help="Note column of a CSV/JSONL (default: text, note, ...).")
 @click.option("--id-col", default="", help="Id column of a CSV/JSONL (default: note_id, id, ...).")
+@click.option("--encoding", default="auto", show_default=True,
+              help="Text encoding of the notes: auto (UTF-8, UTF-16/32 with a BOM, else cp1252, else latin-1, "
+                   "with a warning on the note) or a codec name such as utf-8, latin-1, cp1252.")
 @click.option("--no-gazetteer", is_flag=True, help="Model spans only.")
 @click.option("--no-text", is_flag=True, help="Leave the note text out of the JSONL.")
 @json_option
 @click.pass_context
 def extract(ctx, source, out_path, csv_path, fhir_path, rejects_path, bundle, backend, policy, link_encoder,
-            max_chars, oversize, text_col, id_col, no_gazetteer, no_text, as_json):
-    """Extract coded mentions from SOURCE: a .txt note, a folder of notes, or a CSV/JSONL with a note column."""
+            max_chars, oversize, text_col, id_col, encoding, no_gazetteer, no_text, as_json):
+    """Extract coded mentions from SOURCE: a .txt note, a folder of notes, or a CSV/JSONL with a note column.
+
+    Rejected notes go to --rejects with file, row and reason; a SOURCE with no usable note is an error (exit 1).
+    """
     from kgfusion.apps.medical.config import DEFAULT_BUNDLE, MedicalConfig
     from kgfusion.apps.medical.export import write_csv, write_fhir, write_jsonl
     from kgfusion.apps.medical.extract import build_extractor
@@ -165,7 +196,9 @@ def extract(ctx, source, out_path, csv_path, fhir_path, rejects_path, bundle, ba
         config = MedicalConfig(bundle=bundle or DEFAULT_BUNDLE, backend=backend, policy=policy,
                                link_encoder=link_encoder, max_chars=max_chars, oversize=oversize,
                                gazetteer=not no_gazetteer)
-        read = read_notes(source, text_col=text_col, id_col=id_col)
+        read = read_notes(source, text_col=text_col, id_col=id_col, encoding=encoding)
+        if not read.notes:  # nothing to extract: say so before loading the model
+            raise _no_notes(source, read.rejects, rejects_path or _default_rejects(out_path))
         started = time.perf_counter()
         extractor = build_extractor(config, **overrides)
         load_s = time.perf_counter() - started
@@ -183,9 +216,17 @@ def extract(ctx, source, out_path, csv_path, fhir_path, rejects_path, bundle, ba
         fhir_summary = write_fhir(results, fhir_path)
         files["fhir"] = fhir_path
     if rejects:
-        target = rejects_path or str(Path(out_path).with_suffix("")) + ".rejects.csv"
-        files["rejects"] = str(write_rejects(rejects, target))
+        files["rejects"] = str(write_rejects(rejects, rejects_path or _default_rejects(out_path)))
     summary = summarize(results, rejects, seconds) | {"load_seconds": round(load_s, 2), "files": files}
     if fhir_summary is not None:
         summary["fhir"] = fhir_summary
     emit(summary, as_json, _summary_text(summary, files) + f"\n(model, KG and index loaded in {load_s:.1f} s)")
+
+
+def _build_corpus(data_dir: Path):
+    from kgfusion.apps.medical.corpus import build_medical_corpus
+
+    return build_medical_corpus(data_dir)
+
+
+group.add_command(pretrain_corpus_command("medical", _build_corpus))

@@ -1,9 +1,12 @@
 """Read clinical notes: a plain-text file, a directory of them, a CSV with a note column, or JSONL.
 
 Every input ends as a ``NoteInput`` or a ``Reject`` (core.data) with its reason — nothing is dropped
-silently. Decoding: UTF-8 (a BOM is removed), else cp1252, else latin-1, with a warning recorded on
-the note. Binary files (NUL bytes or > 10% control characters in the first 8 KB) and empty notes are
-rejected. Offsets downstream index the decoded text exactly as returned here.
+silently, and in a folder one bad file is a reject, not the end of the run. Decoding (``encoding="auto"``):
+UTF-8 (a BOM is removed), UTF-16/32 when the file starts with their byte-order mark, else cp1252, else
+latin-1, with a warning recorded on the note; ``encoding="latin-1"`` (any codec name) decodes with that
+codec only, and a file that does not decode is rejected with the offset of the first bad byte. Binary
+files (NUL bytes or > 10% control characters in the first 8 KB; named when their format is known) and
+empty notes are rejected. Offsets downstream index the decoded text exactly as returned here.
 """
 from __future__ import annotations
 
@@ -16,6 +19,10 @@ from pathlib import Path
 
 from kgfusion.core.data import Reject
 from kgfusion.core.errors import DataError
+from kgfusion.core.textfile import NotTextError, canonical, decode, show_names, sniff_binary
+
+_UTF_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+             (b"\xfe\xff", "utf-16"))
 
 TEXT_SUFFIXES = (".txt", ".text", ".note", ".md")
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
@@ -41,9 +48,17 @@ class ReadNotes:
     rejects: list[Reject] = field(default_factory=list)
 
 
+def _utf_bom(data: bytes) -> str | None:
+    return next((name for bom, name in _UTF_BOMS if data.startswith(bom)), None)
+
+
 def looks_binary(data: bytes) -> bool:
-    """True for NUL bytes or more than 10% control characters (except tab/newlines) in the first 8 KB."""
+    """True for NUL bytes or more than 10% control characters (except tab/newlines) in the first 8 KB.
+
+    UTF-16/32 text with its byte-order mark is text (full of NUL bytes, but decodable)."""
     head = data[:8192]
+    if _utf_bom(head):
+        return False
     if b"\x00" in head:
         return True
     if not head:
@@ -52,8 +67,25 @@ def looks_binary(data: bytes) -> bool:
     return controls / len(head) > 0.10
 
 
+def binary_reason(data: bytes) -> str:
+    """Why ``data`` is not a note: its format when known (core.textfile.sniff_binary), never its bytes."""
+    what = sniff_binary(data[:8192])
+    if what and not what.startswith("NUL"):
+        return f"binary file ({what}); not a text note"
+    return "binary file (NUL or control bytes); not a text note"
+
+
 def decode_bytes(data: bytes) -> tuple[str, str, list[str]]:
-    """(text, encoding, warnings): UTF-8 (BOM stripped), else cp1252, else latin-1 (never fails)."""
+    """(text, encoding, warnings): UTF-8 (BOM stripped), UTF-16/32 after their BOM, else cp1252, else latin-1.
+
+    Never fails (a broken UTF-16/32 file keeps U+FFFD replacement characters, with a warning)."""
+    bom = _utf_bom(data)
+    if bom:
+        try:
+            return data.decode(bom), bom, []
+        except UnicodeDecodeError as exc:
+            return data.decode(bom, errors="replace"), bom, [f"not valid {bom.upper()} (byte {exc.start}); "
+                                                            "bad bytes replaced by U+FFFD"]
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -69,15 +101,17 @@ def decode_bytes(data: bytes) -> tuple[str, str, list[str]]:
 def _pick(columns: list[str], wanted: str, candidates: tuple[str, ...], path: Path, what: str) -> str | None:
     if wanted:
         if wanted not in columns:
-            raise DataError(f"{path}: no column {wanted!r} for the {what}; columns are {columns}")
+            raise DataError(f"{path}: no column {wanted!r} for the {what}; columns are {show_names(columns)}")
         return wanted
     return next((c for c in candidates if c in columns), None)
 
 
-def read_notes(path: str | Path, *, text_col: str = "", id_col: str = "") -> ReadNotes:
+def read_notes(path: str | Path, *, text_col: str = "", id_col: str = "", encoding: str = "auto") -> ReadNotes:
     """Notes from a file or directory (see the module docstring); ``text_col``/``id_col`` for tables
-    (default: the first of TEXT_COLUMNS / ID_COLUMNS present)."""
+    (default: the first of TEXT_COLUMNS / ID_COLUMNS present); ``encoding`` "auto" or a codec name."""
     path = Path(path)
+    if encoding != "auto":
+        canonical(encoding)  # an unknown codec name is one error up front, not one reject per file
     out = ReadNotes()
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -85,7 +119,11 @@ def read_notes(path: str | Path, *, text_col: str = "", id_col: str = "") -> Rea
             raise DataError(f"{path}: the directory holds no files; pass a .txt/.csv/.jsonl file or a folder of notes")
         for p in files:
             if p.suffix.lower() in TEXT_SUFFIXES + TABLE_SUFFIXES:
-                part = read_notes(p, text_col=text_col, id_col=id_col)
+                try:
+                    part = read_notes(p, text_col=text_col, id_col=id_col, encoding=encoding)
+                except DataError as exc:  # e.g. a CSV without a note column: that file is a reject, not the run
+                    out.rejects.append(Reject(str(p), 0, str(exc).removeprefix(f"{p}: ")))
+                    continue
                 out.notes += part.notes
                 out.rejects += part.rejects
             else:
@@ -95,20 +133,30 @@ def read_notes(path: str | Path, *, text_col: str = "", id_col: str = "") -> Rea
     if not path.is_file():
         raise DataError(f"{path}: file or directory not found")
     data = path.read_bytes()
-    if looks_binary(data):
-        out.rejects.append(Reject(str(path), 0, "binary file (NUL or control bytes); not a text note"))
-        return out
-    text, encoding, warnings = decode_bytes(data)
+    if encoding == "auto":
+        if looks_binary(data):
+            out.rejects.append(Reject(str(path), 0, binary_reason(data)))
+            return out
+        text, used, warnings = decode_bytes(data)
+    else:
+        try:
+            text, used, warnings = decode(data, path, encoding), encoding, []
+        except NotTextError as exc:  # "PATH is not latin-1 text (invalid byte at offset N, line L); ..."
+            out.rejects.append(Reject(str(path), 0, str(exc).removeprefix(f"{path} is ")))
+            return out
+        if "\x00" in text[:8192]:
+            out.rejects.append(Reject(str(path), 0, binary_reason(data)))
+            return out
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        _read_table(path, text, encoding, warnings, "\t" if suffix == ".tsv" else ",", text_col, id_col, out)
+        _read_table(path, text, used, warnings, "\t" if suffix == ".tsv" else ",", text_col, id_col, out)
     elif suffix in (".jsonl", ".ndjson"):
-        _read_jsonl(path, text, encoding, warnings, text_col, id_col, out)
+        _read_jsonl(path, text, used, warnings, text_col, id_col, out)
     else:
         if not text.strip():
             out.rejects.append(Reject(str(path), 0, "empty note"))
         else:
-            out.notes.append(NoteInput(path.stem, text, str(path), 0, encoding, list(warnings)))
+            out.notes.append(NoteInput(path.stem, text, str(path), 0, used, list(warnings)))
     return out
 
 
@@ -130,7 +178,11 @@ def _read_table(path: Path, text: str, encoding: str, warnings: list[str], delim
         columns = next(reader, None) or []
         tcol = _pick(columns, text_col, TEXT_COLUMNS, path, "note text")
         if tcol is None:
-            raise DataError(f"{path}: no note column among {columns}; name it one of {list(TEXT_COLUMNS)} or pass --text-col")
+            if not columns:
+                raise DataError(f"{path}: the file is empty; expected a header row with a note column "
+                                f"({', '.join(TEXT_COLUMNS)}) and one note per row")
+            raise DataError(f"{path}: no note column among {show_names(columns)}; name it one of "
+                            f"{list(TEXT_COLUMNS)} or pass --text-col")
         icol = _pick(columns, id_col, ID_COLUMNS, path, "note id")
         start = reader.line_num + 1
         for values in reader:

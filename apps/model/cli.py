@@ -7,27 +7,14 @@ from pathlib import Path
 import click
 
 from kgfusion.apps.common import emit, json_option
+from kgfusion.core.commands import rebuild_command
 
 BACKEND = click.Choice(["fp32", "int8", "onnx-int8"])
 
 
 @click.group("model")
 def group() -> None:
-    """Train, evaluate, quantize, compress and serve small transformer encoders."""
-
-
-def rebuild_command(ctx: click.Context) -> list[str]:
-    """The command line that reproduces this invocation (for the model card), defaults omitted."""
-    words = ["kgfusion", *ctx.command_path.split()[1:]]
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if not isinstance(param, click.Option) or param.name in ("as_json", "quiet") or value == param.default:
-            continue
-        flag = param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0]
-        values = value if param.multiple else [value]
-        for v in values:
-            words += [flag] if param.is_flag else [flag, str(v)]
-    return words
+    """Train, pretrain, evaluate, quantize and compress small transformer encoders."""
 
 
 def _label_map(value: str | None) -> dict[str, str] | None:
@@ -126,23 +113,31 @@ def evaluate(bundle, data_path, split, fmt, text_col, label_col, label_map, back
 @json_option
 def predict(bundle, texts, input_path, backend, batch_size, as_json):
     """Predict labels (or entity spans) for TEXTS or the lines of --input."""
+    from kgfusion.core.errors import KgfusionError
     from kgfusion.core.predict import Predictor
+    from kgfusion.core.textfile import brief, read_text
 
     items = list(texts)
     if input_path:
-        items += [line.rstrip("\n") for line in Path(input_path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            lines = read_text(input_path, "utf-8", hint="save it as UTF-8 text, one item per line").splitlines()
+        except KgfusionError as exc:
+            raise click.ClickException(str(exc)) from exc
+        items += [line for line in lines if line.strip()]
+        if not items:
+            raise click.ClickException(f"{input_path} holds no text (blank lines only); write one item per line")
     if not items:
         raise click.UsageError("give TEXTS or --input FILE")
     predictor = Predictor.from_bundle(bundle, backend=backend, batch_size=batch_size)
     if predictor.task == "sequence":
         preds = predictor.predict(items)
         rows = [{"text": t, "label": p.label, "score": round(p.score, 4), "probs": p.probs} for t, p in zip(items, preds)]
-        text = "\n".join(f"{r['label']:<10} {r['score']:.3f}  {r['text']}" for r in rows)
+        text = "\n".join(f"{r['label']:<10} {r['score']:.3f}  {brief(r['text'], 120)[1:-1]}" for r in rows)
     else:
         spans = predictor.predict_spans(items)
         rows = [{"text": t, "spans": [s.to_dict() for s in ss]} for t, ss in zip(items, spans)]
         text = "\n".join(
-            f"{r['text']}\n" + "\n".join(f"  [{s['start']}:{s['end']}] {s['label']:<10} {s['score']:.3f} {s['text']}"
+            f"{brief(r['text'], 120)[1:-1]}\n" + "\n".join(f"  [{s['start']}:{s['end']}] {s['label']:<10} {s['score']:.3f} {brief(s['text'], 80)[1:-1]}"
                                          for s in r["spans"])
             for r in rows
         )
@@ -291,3 +286,8 @@ def compress(bundle, out_dir, layers, prune_amount, epochs, lr, split, quiet, as
                                                          "split.json": (Path(bundle) / "split.json").read_text()},
                     model_card=f"# {Path(out_dir).name}\n\nA {layers}-layer student distilled from `{bundle}`.\n")
     emit({"split": split, "rows": rows}, as_json, format_rows(rows, baseline="teacher fp32"))
+
+
+from kgfusion.apps.model import pretrain_cli  # noqa: E402  (continued MLM pretraining, issue 12)
+
+group.add_command(pretrain_cli.pretrain)

@@ -38,6 +38,7 @@ import pandas as pd
 from kgfusion.core.data import Reject, write_rejects
 from kgfusion.core.errors import ConfigError, DataError, KgfusionError, ModelNotFoundError, missing_extra
 from kgfusion.core.fileio import atomic_write, atomic_write_json
+from kgfusion.core.textfile import brief, read_text, show_names
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,15 @@ def _parse_id(text: str) -> int | None:
     return value if value >= 0 else None
 
 
+def _csv_rows(reader, path: Path):
+    """The reader's rows; a CSV the parser gives up on (a 20 MB field, a stray quote) is one clear DataError."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise DataError(f"{path}: CSV parse error at line {reader.line_num} ({exc}); give one user id per line "
+                        "or a CSV with a user_id column") from exc
+
+
 def read_users(path: str | Path) -> UserList:
     """User ids from a CSV with a ``user_id`` (or ``userId``) column, or a text file with one id per line.
 
@@ -164,10 +174,7 @@ def read_users(path: str | Path) -> UserList:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"users file not found: {path}; pass --users all or a CSV/TXT file of user ids")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc}); save the users file as UTF-8") from exc
+    text = read_text(path, "utf-8", hint="save the users file as UTF-8")  # binary / bad byte: one clear error
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
     delimiter = "\t" if "\t" in first else ","
@@ -176,13 +183,13 @@ def read_users(path: str | Path) -> UserList:
     has_header = column is not None
     if column is None:
         if len(header) > 1 and _parse_id(header[0]) is None:
-            raise DataError(f"{path}: line 1 has columns {header} but no user_id column; "
+            raise DataError(f"{path}: line 1 has columns {show_names(header)} but no user_id column; "
                             "name the id column user_id or give one id per line")
         column = 0
     users, rejects, seen = [], [], {}
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header_skipped = not has_header
-    for row in reader:
+    for row in _csv_rows(reader, path):
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
@@ -195,8 +202,8 @@ def read_users(path: str | Path) -> UserList:
             continue
         uid = _parse_id(row[column])
         if uid is None:
-            rejects.append(Reject(str(path), line, f"user_id {row[column].strip()!r} is not a non-negative integer",
-                                  raw))
+            rejects.append(Reject(str(path), line, f"user_id {brief(row[column].strip())} is not a non-negative "
+                                  "integer", raw))
         elif uid in seen:
             rejects.append(Reject(str(path), line, f"duplicate user_id {uid} (first at line {seen[uid]})", raw))
         else:

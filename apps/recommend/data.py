@@ -28,6 +28,7 @@ import pandas as pd
 
 from kgfusion.core.data import Reject
 from kgfusion.core.errors import DataError
+from kgfusion.core.textfile import UTF8_HINT, brief, check_text, decoding_name, show_names
 
 RATING_COLUMNS = ("userId", "movieId", "rating", "timestamp")
 MOVIE_COLUMNS = ("movieId", "title", "genres")
@@ -35,30 +36,33 @@ MIN_RATING, MAX_RATING = 0.5, 5.0
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+def _read_csv(path: Path, required: tuple[str, ...], encoding: str = "utf-8") -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"{path}: file not found; pass the path to a MovieLens CSV file")
+    check_text(path, encoding, hint=UTF8_HINT)  # binary data or a bad byte: say so, with the offset
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=decoding_name(encoding))
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{path}: the file is empty; the header row must be {','.join(required)}") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError,
             gzip.BadGzipFile, EOFError, zlib.error) as exc:  # the last three: a corrupt .csv.gz
-        raise DataError(f"{path}: cannot parse as UTF-8 CSV ({exc}); fix the file format") from exc
+        raise DataError(f"{path}: cannot parse as CSV ({exc}); fix the file format") from exc
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(
-            f"{path}: missing column(s) {missing}; found {list(frame.columns)}; "
+            f"{path}: missing column(s) {missing}; found {show_names(list(frame.columns))}; "
             f"the header row must be {','.join(required)}"
         )
     return frame
 
 
-def read_ratings(path: str | Path) -> tuple[pd.DataFrame, list[Reject]]:
+def read_ratings(path: str | Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, list[Reject]]:
     """Ratings as a frame (userId, movieId int64; rating float; timestamp int64 seconds) plus rejects.
 
     Rows are 1-based data rows (header excluded, so row 1 is line 2 of the file).
     """
     path = Path(path)
-    raw = _read_csv(path, RATING_COLUMNS)
+    raw = _read_csv(path, RATING_COLUMNS, encoding)
     rows = np.arange(1, len(raw) + 1)
     user = pd.to_numeric(raw["userId"].str.strip(), errors="coerce")
     item = pd.to_numeric(raw["movieId"].str.strip(), errors="coerce")
@@ -101,18 +105,22 @@ def read_ratings(path: str | Path) -> tuple[pd.DataFrame, list[Reject]]:
     return frame, rejects
 
 
-def read_movies(path: str | Path) -> pd.DataFrame:
+def read_movies(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     """Movies indexed by nothing special: movieId (int64), title, genres (list[str]), year (int or None).
 
-    Rows with a non-integer movieId raise DataError naming the row (the catalogue must be clean).
+    Rows with a non-integer movieId raise DataError naming the row (the catalogue must be clean), and so
+    does a catalogue without a single movie.
     """
     path = Path(path)
-    raw = _read_csv(path, MOVIE_COLUMNS)
+    raw = _read_csv(path, MOVIE_COLUMNS, encoding)
+    if raw.empty:
+        raise DataError(f"{path}: no movies (the file has a header but no rows); one row per movie: "
+                        f"{','.join(MOVIE_COLUMNS)}")
     ids = pd.to_numeric(raw["movieId"].str.strip(), errors="coerce")
     bad = ids.isna() | (ids % 1 != 0)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-        raise DataError(f"{path}: data row {row}: movieId {raw['movieId'].iat[row - 1]!r} is not an integer; "
+        raise DataError(f"{path}: data row {row}: movieId {brief(raw['movieId'].iat[row - 1])} is not an integer; "
                         "fix or remove the row")
 
     def genres(text: str) -> list[str]:

@@ -124,3 +124,14 @@ def test_search_prints_trials(tiny_model_dir, pb_file):
     assert res.exit_code == 0, res.output
     obj = json.loads(res.output)
     assert len(obj["trials"]) == 2 and obj["best_value"] == max(t["value"] for t in obj["trials"])
+
+
+def test_model_help_says_only_what_exists():
+    """The group used to promise "serve encoders" with no serving command behind it."""
+    top = CliRunner().invoke(cli, ["--help"]).output
+    model = CliRunner().invoke(cli, ["model", "--help"]).output
+    model_line = next(line for line in top.splitlines() if line.strip().startswith("model"))
+    assert "serve" not in model_line.lower() and "serve" not in model.split("Commands:")[0].lower()
+    listed = {line.split()[0] for line in model.split("Commands:")[1].splitlines() if line.strip()}
+    for verb in ("train", "pretrain", "evaluate", "quantize", "compress"):
+        assert verb in listed and verb in model_line

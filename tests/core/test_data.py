@@ -62,8 +62,10 @@ def test_jsonl_gz_and_label_map(tmp_path):
 def test_non_utf8_csv_is_a_clear_error(tmp_path):
     p = tmp_path / "d.csv"
     p.write_bytes(b"text,label\ncaf\xe9,positive\n")
-    with pytest.raises(DataError, match="not valid utf-8"):
+    with pytest.raises(DataError) as err:
         read_text_classification(p)
+    assert str(err.value) == f"{p} is not UTF-8 text (invalid byte at offset 14, line 2); convert it to UTF-8"
+    assert read_text_classification(p, encoding="latin-1").examples[0].text == "caf\xe9"
 
 
 def test_conll_reads_sentences_and_rejects_bad_iob(tmp_path):
@@ -106,3 +108,33 @@ def test_write_rejects_atomic(tmp_path):
     out = write_rejects([Reject("f.csv", 3, "empty text")], tmp_path / "r" / "rejects.csv")
     assert out.read_text().splitlines() == ["source,row,reason,raw", "f.csv,3,empty text,"]
     assert [p.name for p in out.parent.iterdir()] == ["rejects.csv"]
+
+
+def test_binary_empty_and_garbage_header_files_say_what_they_are(tmp_path):
+    """Issue 11: binary input was read as rows (or a header) of garbage; say what the file is instead."""
+
+    xlsx = tmp_path / "sheet.csv"
+    xlsx.write_bytes(b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(200)))
+    with pytest.raises(DataError, match=r"sheet\.csv is binary, not text \(it looks like a ZIP archive"):
+        read_text_classification(xlsx)
+    pb = tmp_path / "pb.txt"  # latin-1 decodes any byte: only the binary check can catch this one
+    pb.write_bytes(b"\x00\x01\x02@positive\n")
+    with pytest.raises(DataError, match=r"pb\.txt is binary, not text \(NUL byte at offset 0\)"):
+        read_text_classification(pb)
+    conll = tmp_path / "c.tsv"
+    conll.write_bytes(b"fever\tB-Disease\n\xff\xfe\tO\n")
+    with pytest.raises(DataError, match=r"c\.tsv is not UTF-8 text \(invalid byte at offset 16, line 2\)"):
+        read_conll(conll)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match=r"empty\.csv: the file is empty; expected a header row"):
+        read_text_classification(empty)
+    wide = tmp_path / "wide.csv"
+    wide.write_text("x" * 50_000 + ",label\n")
+    with pytest.raises(DataError) as err:
+        read_text_classification(wide)
+    assert "missing column(s) ['text']" in str(err.value) and len(str(err.value)) < 300
+    huge = tmp_path / "huge.csv"
+    huge.write_text("text,label\n" + "y" * 200_000 + ",positive\n")
+    with pytest.raises(DataError, match=r"huge\.csv: CSV parse error at line 2 \(field larger than field limit"):
+        read_text_classification(huge)

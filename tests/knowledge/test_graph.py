@@ -172,6 +172,20 @@ def test_missing_and_corrupt_files(tmp_path: Path) -> None:
         KnowledgeGraph.load(bad)
 
 
+def test_binary_and_non_utf8_turtle_say_what_the_file_is(tmp_path: Path) -> None:
+    """Issue 11: Python's codec message ("'utf-8' codec can't decode byte 0xe9 ...") became one wording."""
+    latin = tmp_path / "latin.ttl"
+    latin.write_bytes('@prefix ex: <http://e/> .\nex:a ex:b "caf\xe9" .\n'.encode("latin-1"))
+    with pytest.raises(GraphError) as info:
+        KnowledgeGraph.load(latin)
+    assert str(info.value) == (f"{latin} is not UTF-8 text (invalid byte at offset 40, line 2); convert it to UTF-8 "
+                               "or rebuild it (kgfusion kg build)")
+    image = tmp_path / "kg.ttl.gz"
+    image.write_bytes(gzip.compress(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"))
+    with pytest.raises(GraphError, match=r"kg\.ttl\.gz is binary, not text \(it looks like a PNG image\)"):
+        KnowledgeGraph.load(image)
+
+
 def test_expand_and_curie(kg: KnowledgeGraph) -> None:
     assert kg.expand("kgfid:company/AAPL") == kg.expand("company:AAPL") == URIRef(AAPL)
     assert kg.expand(f"<{AAPL}>") == URIRef(AAPL)

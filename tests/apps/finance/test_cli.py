@@ -85,3 +85,37 @@ def test_user_errors_are_one_line(tiny_bundle, tmp_path):
     assert res.exit_code == 1 and "finance train" in res.output
     res = CliRunner().invoke(group, ["alerts", "--db", str(DATA / "feed.jsonl")])
     assert res.exit_code == 1
+
+
+def test_a_feed_of_only_bad_rows_writes_rejects_and_fails_in_one_line(tiny_bundle, tmp_path):
+    """Used to end in KeyError: 'id' (FinanceMonitor.score on no items)."""
+    feed = tmp_path / "feed.csv"
+    feed.write_text('text,created_at\nprofit rose,not a date\nloss fell,yesterday-ish\n"unterminated,2014-01-02\n')
+    common = ["--bundle", str(tiny_bundle), "--kg", KG, "--backend", "fp32"]
+    res = CliRunner().invoke(group, ["score", str(feed), *common, "--out", str(tmp_path / "x.csv")])
+    rejects = tmp_path / "x.csv.rejects.csv"
+    assert res.exit_code == 1 and res.exception.__class__ is SystemExit, res.output
+    assert res.output.startswith(f"Error: 0 items scored, 3 rejected -> {rejects} (first: {feed} row 2: unparseable")
+    assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "x.csv").exists()
+    assert pd.read_csv(rejects)["row"].tolist() == [2, 3, 4]
+    db = tmp_path / "m.duckdb"
+    res = CliRunner().invoke(group, ["monitor", str(feed), "--db", str(db), *common, "--quiet"])
+    assert res.exit_code == 1 and f"0 items scored, 3 rejected -> {db}.rejects.csv" in res.output, res.output
+    assert not db.exists()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for cmd in (["score", str(empty)], ["monitor", str(empty), "--db", str(db)]):
+        res = CliRunner().invoke(group, [*cmd, *common])
+        assert res.exit_code == 1 and "the file is empty" in res.output and "Traceback" not in res.output
+
+
+def test_encoding_option_reads_a_latin1_feed(tiny_bundle, tmp_path):
+    feed = tmp_path / "latin.csv"
+    feed.write_bytes("text\nCaf\xe9 chain profit rose\n".encode("latin-1"))
+    common = ["--bundle", str(tiny_bundle), "--kg", KG, "--backend", "fp32", "--json"]
+    res = CliRunner().invoke(group, ["score", str(feed), *common])
+    assert res.exit_code == 1
+    assert f"{feed} is not UTF-8 text (invalid byte at offset 8, line 2); convert it or pass --encoding" in res.output
+    res = CliRunner().invoke(group, ["score", str(feed), "--encoding", "latin-1", *common])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["items"][0]["text"] == "Caf\xe9 chain profit rose"

@@ -205,3 +205,20 @@ def test_ray_engine_matches_local_and_resumes_a_local_run(tmp_path, model):
     import ray
 
     assert not ray.is_initialized()  # the local instance was shut down
+
+
+def test_read_users_explains_binary_and_non_utf8_files(tmp_path):
+    """Issue 11: a binary users file was parsed as ids (or raised with Python's codec message)."""
+    blob = tmp_path / "users.csv"
+    blob.write_bytes(b"\x00\x01\x02\x03user_id\n1\n")
+    with pytest.raises(DataError, match=r"users\.csv is binary, not text \(NUL byte at offset 0\); pass a text file"):
+        read_users(blob)
+    latin = tmp_path / "users.txt"
+    latin.write_bytes(b"user_id\n1\n\xe92\n")
+    with pytest.raises(DataError) as err:
+        read_users(latin)
+    assert str(err.value) == f"{latin} is not UTF-8 text (invalid byte at offset 10, line 3); save the users file as UTF-8"
+    long_id = tmp_path / "long.txt"
+    long_id.write_text("user_id\n" + "7" * 5000 + "x\n")
+    (reject,) = read_users(long_id).rejects
+    assert reject.row == 2 and len(reject.reason) < 120

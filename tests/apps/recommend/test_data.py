@@ -128,3 +128,27 @@ def test_split_tie_broken_by_movie_id():
 def test_split_rejects_bad_fraction():
     with pytest.raises(ValueError, match="frac"):
         split_by_time(_frame([(1, 1, 4.0, 1)]), frac=1.0)
+
+
+def test_binary_non_utf8_empty_and_garbage_files_are_explained(tmp_path):
+    """Issue 11: say what a bad MovieLens file is (and where), never echo it."""
+    parquet = tmp_path / "ratings.csv"
+    parquet.write_bytes(b"PAR1\x15\x04\x15\x10\x00\x00" + bytes(range(256)))
+    with pytest.raises(DataError, match=r"ratings\.csv is binary, not text \(it looks like a Parquet file\)"):
+        read_ratings(parquet)
+    latin = tmp_path / "movies.csv"
+    latin.write_bytes("movieId,title,genres\n1,Am\xe9lie (2001),Comedy\n".encode("latin-1"))
+    with pytest.raises(DataError) as err:
+        read_movies(latin)
+    assert str(err.value) == f"{latin} is not UTF-8 text (invalid byte at offset 25, line 2); convert it to UTF-8"
+    assert read_movies(latin, encoding="latin-1")["title"].tolist() == ["Am\xe9lie (2001)"]
+    with pytest.raises(DataError, match=r"the file is empty; the header row must be userId,movieId,rating,timestamp"):
+        read_ratings(_write(tmp_path, "empty.csv", ""))
+    with pytest.raises(DataError, match=r"no movies \(the file has a header but no rows\)"):
+        read_movies(_write(tmp_path, "header.csv", "movieId,title,genres\n"))
+    with pytest.raises(DataError) as err:
+        read_movies(_write(tmp_path, "wide.csv", "movieId,title,genres\n" + "9" * 10_000 + "x,T,Drama\n"))
+    assert "data row 1: movieId '99999" in str(err.value) and len(str(err.value)) < 300
+    with pytest.raises(DataError) as err:
+        read_ratings(_write(tmp_path, "one_line.csv", "u" * 100_000))
+    assert "missing column(s)" in str(err.value) and len(str(err.value)) < 400
