@@ -124,8 +124,8 @@ def main() -> None:
                "evaluation": "NCBI/BC5CDR: official devel files; finance: held-out test splits of the seeded split"}
     for task in TASKS:
         rows = {p.stem: r for p in configurations(task) if (r := collect(task, p.stem)) is not None}
-        if rows:
-            results["tasks"][task] = rows
+        if rows:  # merge: a configuration whose run folder is gone keeps its recorded row
+            results["tasks"].setdefault(task, {}).update(rows)
     atomic_write_json(RESULTS, results)
     print(table(results))
 

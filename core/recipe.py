@@ -86,3 +86,48 @@ def run_recipe(path: str | Path, out_dir: str | Path | None = None, **options: A
     """Train the bundle a recipe describes (default out_dir: the trainer's, usually data/models/<name>)."""
     recipe = load_recipe(path)
     return recipe.trainer_function()(recipe, out_dir=out_dir, recipe_path=str(path), **options)
+
+
+def recipe_card_section(recipe: Recipe, ablation: dict[str, dict[str, Any]] | None = None,
+                        keys: tuple[str, ...] = (), command: str = "") -> str:
+    """Markdown for a model card: the recipe as data, how to rebuild, and the ablation behind it."""
+    lines = ["## Recipe", "", recipe.description or recipe.name, "", "```json",
+             json.dumps(recipe.to_dict(), indent=2, sort_keys=True), "```", "",
+             f"Rebuild: `{command or f'kgfusion model train --recipe data/recipes/{recipe.name}.json'}`"]
+    if recipe.base.get("pretrained"):
+        lines += ["", f"The recipe starts from a continued-pretraining base: `{recipe.base.get('command', '')}`"]
+    if ablation:
+        shown = [k for k in keys if any(k in row for row in ablation.values())]
+        lines += ["", "## Ablation (benchmarks/results/training.json, same data and evaluation)", "",
+                  "| configuration | " + " | ".join(shown) + " | train s | shipped MB |",
+                  "|---" * (len(shown) + 3) + "|"]
+        for name, row in ablation.items():
+            cells = [f"{row[k]:.4f}" if isinstance(row.get(k), float) else "" for k in shown]
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {row.get('train_seconds') or ''} | "
+                         f"{row.get('shipped_mb', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def add_recipe_card(bundle_dir: str | Path, recipe: Recipe, task: str, keys: tuple[str, ...],
+                    results_file: str | Path | None = None) -> None:
+    """Append the recipe and the task's ablation rows (benchmarks/results/training.json) to the model card."""
+    from kgfusion.core.bundle import update_bundle_metadata
+
+    bundle_dir = Path(bundle_dir)
+    results = Path(results_file) if results_file else _results_dir() / "training.json"
+    ablation = {}
+    if results.is_file():
+        ablation = json.loads(results.read_text(encoding="utf-8")).get("tasks", {}).get(task, {})
+    card_file = bundle_dir / "MODEL_CARD.md"
+    card = card_file.read_text(encoding="utf-8") if card_file.is_file() else f"# {bundle_dir.name}\n"
+    card = card.split("\n## Recipe\n")[0].rstrip() + "\n\n" + recipe_card_section(recipe, ablation, keys)
+    update_bundle_metadata(bundle_dir, model_card=card)
+
+
+def _results_dir() -> Path:
+    """benchmarks/results ($KGFUSION_RESULTS wins), found from the working directory or this checkout."""
+    import os
+
+    if os.environ.get("KGFUSION_RESULTS"):
+        return Path(os.environ["KGFUSION_RESULTS"])
+    return Path(__file__).resolve().parents[1] / "benchmarks" / "results"

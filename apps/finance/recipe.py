@@ -34,8 +34,11 @@ from kgfusion.apps.finance.train import (
 )
 from kgfusion.core.data import TextExample, read_phrasebank
 from kgfusion.core.errors import ConfigError, DataError
-from kgfusion.core.recipe import RECIPE_FILE, Recipe
+from kgfusion.core.recipe import RECIPE_FILE, Recipe, add_recipe_card
 
+# the columns of the ablation table in the model card
+ABLATION_KEYS = ("phrasebank50_accuracy", "phrasebank_allagree_accuracy", "twitter_accuracy",
+                 "phrasebank50_onnx_int8_accuracy", "twitter_onnx_int8_accuracy")
 AGREEMENT_FILES = {"Sentences_AllAgree.txt": 1.0, "Sentences_75Agree.txt": 0.75, "Sentences_66Agree.txt": 0.66,
                    "Sentences_50Agree.txt": 0.5}
 
@@ -193,6 +196,7 @@ def finish_bundle(src: Path, target: Path, recipe: Recipe, splits, report: dict[
     update_bundle_metadata(target, metrics=metrics)
     if ship and onnx and read_manifest(target).method == "full":
         strip_torch_weights(target)
+    add_recipe_card(target, recipe, "finance", ABLATION_KEYS)
     return {"bundle": str(target), "metrics": {k: v for k, v in metrics.items() if k != "details"}}
 
 

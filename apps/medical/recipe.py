@@ -34,9 +34,12 @@ from kgfusion.apps.medical.train import (
 )
 from kgfusion.core.data import TokenExample, read_conll
 from kgfusion.core.errors import ConfigError, DataError
-from kgfusion.core.recipe import RECIPE_FILE, Recipe
+from kgfusion.core.recipe import RECIPE_FILE, Recipe, add_recipe_card
 
 log = logging.getLogger(__name__)
+# the columns of the ablation table in the model card
+ABLATION_KEYS = ("devel_f1", "devel_precision", "devel_recall", "devel_chemical_f1", "devel_disease_f1",
+                 "devel_argmax_f1", "devel_viterbi_f1", "devel_onnx_int8_f1")
 
 
 def kg_gazetteer(data_dir: Path, min_chars: int = 4, types: tuple[str, ...] = ("Disease", "Chemical")):
@@ -216,6 +219,7 @@ def finish_bundle(src: Path, target: Path, recipe: Recipe, devel_set, report: di
         add_onnx(target, devel_set)
     if ship and read_manifest(target).method == "full" and onnx:
         strip_torch_weights(target)
+    add_recipe_card(target, recipe, str(recipe.data.get("dataset", "")), ABLATION_KEYS)
     final = json.loads((target / "metrics.json").read_text(encoding="utf-8"))
     return {"bundle": str(target), "metrics": {k: v for k, v in final.items() if k != "details"}}
 

@@ -17,6 +17,20 @@ def group() -> None:
     """Train, pretrain, evaluate, quantize and compress small transformer encoders."""
 
 
+def _train_recipe(recipe_path: str, out_dir: str | None, *, progress: bool, as_json: bool) -> None:
+    from kgfusion.core.errors import KgfusionError
+    from kgfusion.core.recipe import run_recipe
+
+    try:
+        result = run_recipe(recipe_path, out_dir=out_dir, progress=progress)
+    except KgfusionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    metrics = result.get("metrics", {})
+    shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and
+                      k.startswith(("devel_", "phrasebank", "twitter", "dev_", "test_")))
+    emit(result, as_json, f"bundle written: {result['bundle']}\n{shown}")
+
+
 def _label_map(value: str | None) -> dict[str, str] | None:
     if not value:
         return None
@@ -28,9 +42,13 @@ def _label_map(value: str | None) -> dict[str, str] | None:
 
 
 @group.command()
-@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False), required=True,
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Labelled file: CSV/JSONL (text,label), PhraseBank .txt, or CoNLL TSV for --task token.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Bundle directory to write.")
+@click.option("--recipe", "recipe_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Train what a recipe file describes (data/recipes/*.json: data, schedule, decoder, knowledge, "
+                   "ensemble) instead of --data and the options below.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Bundle directory to write (required with --data; with --recipe default data/models/<name>).")
 @click.option("--task", type=click.Choice(["sequence", "token"]), default="sequence", show_default=True)
 @click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
 @click.option("--base", default="minilm", show_default=True, help="'minilm' or a local HF model directory.")
@@ -57,12 +75,28 @@ def _label_map(value: str | None) -> dict[str, str] | None:
 @click.option("--description", default="", help="One paragraph for the model card.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @json_option
-def train(data_path, out_dir, task, method, base, fmt, text_col, label_col, label_map, extra_train, epochs,
+def train(data_path, recipe_path, out_dir, task, method, base, fmt, text_col, label_col, label_map, extra_train, epochs,
           batch_size, lr, max_length, lora_r, class_weights, fgm_epsilon, patience, max_steps, dev, test, seed,
           name, licence, description, quiet, as_json):
-    """Fine-tune a classifier on a labelled file and write a bundle (weights, metrics, model card)."""
+    """Fine-tune a classifier on a labelled file and write a bundle (weights, metrics, model card).
+
+    With --recipe, the recipe's app trainer does it (e.g. data/recipes/ablations/ncbi/full-long.json).
+    """
     from kgfusion.core.finetune import TrainConfig
     from kgfusion.core.jobs import DataSpec, train_bundle
+
+    if recipe_path:
+        ctx = click.get_current_context()
+        given = [p.opts[-1] for p in ctx.command.params if isinstance(p, click.Option) and p.name not in
+                 ("recipe_path", "out_dir", "quiet", "as_json")
+                 and ctx.get_parameter_source(p.name) is not click.core.ParameterSource.DEFAULT]
+        if given:
+            raise click.UsageError(f"--recipe sets the data and training options itself; drop {', '.join(given)} "
+                                   "(or edit the recipe file)")
+        _train_recipe(recipe_path, out_dir, progress=not quiet and not as_json, as_json=as_json)
+        return
+    if not data_path or not out_dir:
+        raise click.UsageError("give --data FILE and --out DIR (or --recipe FILE)")
 
     config = TrainConfig(task=task, method=method, base=base, epochs=epochs, batch_size=batch_size, lr=lr,
                          max_length=max_length, lora_r=lora_r, class_weights=class_weights,

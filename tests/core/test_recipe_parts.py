@@ -261,3 +261,28 @@ def test_checkpoint_resume_continues_after_the_last_epoch(tiny_model_dir, sentim
     other = TrainConfig(**(cfg.to_dict() | {"lr": 2e-3, "labels": ()}))
     with pytest.raises(ConfigError, match="another training config"):
         train(other, sentiment_examples[:60], sentiment_examples[60:], progress=False, checkpoint_dir=ckpt)
+
+
+def test_recipe_card_appends_the_recipe_and_the_tasks_ablation_once(tiny_bundle, tmp_path):
+    import json
+    import shutil
+
+    from kgfusion.core.bundle import update_bundle_metadata
+    from kgfusion.core.recipe import Recipe, add_recipe_card
+
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    update_bundle_metadata(bundle, model_card="# b\n\nA model.\n")
+    results = tmp_path / "training.json"
+    results.write_text(json.dumps({"tasks": {"ncbi": {"full-long": {"devel_f1": 0.8338, "train_seconds": 2773.4},
+                                                      "lora-short": {"devel_f1": 0.7271}},
+                                             "finance": {"x": {"twitter_accuracy": 0.9}}}}), encoding="utf-8")
+    recipe = Recipe.from_dict({"name": "ncbi-full-long", "trainer": "kgfusion.apps.medical.recipe:train_recipe",
+                               "description": "full fine-tune", "train": {"task": "token", "epochs": 20}})
+    for _ in range(2):  # rebuilding a card replaces its recipe section instead of stacking a second one
+        add_recipe_card(bundle, recipe, "ncbi", ("devel_f1", "twitter_accuracy"), results_file=results)
+    card = (bundle / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert card.startswith("# b\n\nA model.\n") and card.count("## Recipe") == 1
+    assert '"epochs": 20' in card and "kgfusion model train --recipe data/recipes/ncbi-full-long.json" in card
+    assert "| full-long | 0.8338 | 2773.4 |" in card and "| lora-short | 0.7271 |" in card
+    assert "twitter_accuracy" not in card  # another task's columns and rows stay out

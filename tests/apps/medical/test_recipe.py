@@ -112,3 +112,29 @@ def test_cross_fold_features_hide_a_sentences_own_mentions():
     # the shipped gazetteer has every training mention
     assert [names[f] for f in full.word_features(["rare", "zebra", "syndrome"])] == \
         ["B-Disease", "I-Disease", "I-Disease"]
+
+
+def test_model_train_recipe_cli_trains_the_recipe_and_refuses_mixed_options(recipe_env, monkeypatch):
+    from click.testing import CliRunner
+
+    from kgfusion.apps.cli import cli
+
+    path, data, tmp = recipe_env
+    recipe = json.loads(path.read_text())
+    recipe.pop("ensemble")
+    recipe.pop("augment")
+    recipe["train"] |= {"epochs": 1, "decoder": "viterbi"}
+    path.write_text(json.dumps(recipe), encoding="utf-8")
+    monkeypatch.setenv("KGFUSION_DATA", str(data))
+    monkeypatch.chdir(tmp)  # the trainer's work dir (teachers, checkpoints) is runs/recipes/<name> under the cwd
+    res = CliRunner().invoke(cli, ["model", "train", "--recipe", str(path), "--epochs", "3"])
+    assert res.exit_code == 2 and "--recipe sets the data and training options itself; drop --epochs" in res.output
+    out = tmp / "cli-bundle"
+    res = CliRunner().invoke(cli, ["model", "train", "--recipe", str(path), "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.output)
+    assert got["bundle"] == str(out) and 0.0 <= got["metrics"]["devel_f1"] <= 1.0
+    assert json.loads((out / "recipe.json").read_text())["train"]["decoder"] == "viterbi"
+    assert (tmp / "runs" / "recipes" / "medical-ner-tiny").is_dir()
+    res = CliRunner().invoke(cli, ["model", "train", "--out", str(tmp / "x")])
+    assert res.exit_code == 2 and "give --data FILE and --out DIR (or --recipe FILE)" in res.output
