@@ -127,6 +127,17 @@ def build_medical_corpus(data_dir: str | Path) -> CorpusBuild:
                 kept.append(s)
         return clean_line(" ".join(kept))
 
+    def add(text: str) -> bool:
+        """Append a new document; False (counted) for an empty or repeated one."""
+        nonlocal duplicates
+        if text and text.lower() in seen:
+            duplicates += 1
+        elif text:
+            seen.add(text.lower())
+            lines.append(text)
+            return True
+        return False
+
     for folder, name in TRAIN_FILES:
         path = _need(d / folder / name, "training PubTator file")
         docs = kept_docs = by_pmid = 0
@@ -135,25 +146,13 @@ def build_medical_corpus(data_dir: str | Path) -> CorpusBuild:
             if pmid in dev_pmids:
                 by_pmid += 1
                 continue
-            text = keep([title, *split_sentences(abstract)])
-            if text and text.lower() in seen:
-                duplicates += 1
-            elif text:
-                seen.add(text.lower())
-                lines.append(text)
-                kept_docs += 1
+            kept_docs += add(keep([title, *split_sentences(abstract)]))
         stats["sources"][f"{folder}/{name}"] = {"documents": docs, "kept": kept_docs}
         stats["excluded"][f"{folder}/{name}: PMID in a development set"] = by_pmid
     do_lines, do_counts = _do_lines(d / "disease_ontology")
     kept_do = 0
     for line in do_lines:
-        text = keep(split_sentences(line))
-        if text and text.lower() in seen:
-            duplicates += 1
-        elif text:
-            seen.add(text.lower())
-            lines.append(text)
-            kept_do += 1
+        kept_do += add(keep(split_sentences(line)))
     stats["sources"]["disease_ontology"] = do_counts | {"kept": kept_do}
     stats["excluded"]["sentences equal to a devel.tsv sentence"] = dropped_sentences
     stats["excluded"]["duplicate documents"] = duplicates

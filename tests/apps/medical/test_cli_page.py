@@ -82,19 +82,6 @@ def test_cli_errors(med_data_dir, tmp_path, monkeypatch):
     assert res.exit_code == 1 and "not found" in res.output
 
 
-@pytest.fixture
-def tiny_bundle(tiny_model_dir, tmp_path_factory):
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    from kgfusion.core.bundle import save_bundle
-
-    labels = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
-    model = AutoModelForTokenClassification.from_pretrained(tiny_model_dir, num_labels=len(labels))
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    return save_bundle(tmp_path_factory.mktemp("b") / "tiny-ner", model, tok, task="token", method="full",
-                       base=tiny_model_dir, labels=labels, max_length=64)
-
-
 def visible_text(body: str) -> str:
     """What a person reads in the highlighted note: text without tags and label badges, unescaped."""
     import html
@@ -103,7 +90,7 @@ def visible_text(body: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"<sub\b.*?</sub>", "", body)))
 
 
-def test_page_extracts_and_renders(tiny_bundle, med_data_dir, monkeypatch, tmp_path):
+def test_page_extracts_and_renders(tiny_ner_bundle, med_data_dir, monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
 
     notes = tmp_path / "notes"
@@ -111,7 +98,7 @@ def test_page_extracts_and_renders(tiny_bundle, med_data_dir, monkeypatch, tmp_p
     (notes / "example.txt").write_text(NOTE)
     monkeypatch.setenv("KGFUSION_DATA", str(med_data_dir))
     monkeypatch.setenv("KGFUSION_MEDICAL_NOTES", str(notes))
-    monkeypatch.setenv("KGFUSION_MEDICAL_BUNDLE", str(tiny_bundle))
+    monkeypatch.setenv("KGFUSION_MEDICAL_BUNDLE", str(tiny_ner_bundle))
     monkeypatch.setenv("KGFUSION_MEDICAL_LINK_ENCODER", "hashing")
     at = AppTest.from_file(PAGE, default_timeout=90).run()
     assert not at.exception
