@@ -62,6 +62,9 @@ COMMANDS: dict[str, Command] = {
     "medical extract jsonl": Command(
         ".jsonl", "", "{\"note_id\": 1}\nnot json\n",
         lambda f, tmp, fx: ["medical", "extract", str(f), "--out", str(tmp / "out.jsonl")], obj=lambda fx: fx["med"]),
+    "medical extract txt": Command(
+        ".txt", "", "\x00\x01 control bytes in a note\n",
+        lambda f, tmp, fx: ["medical", "extract", str(f), "--out", str(tmp / "out.jsonl")], obj=lambda fx: fx["med"]),
     "medical evaluate --file": Command(
         ".tsv", "", "word\tX-Disease\nsecond\n",
         lambda f, tmp, fx: ["medical", "evaluate", fx["ner_bundle"], "--file", str(f)]),
@@ -82,6 +85,10 @@ COMMANDS: dict[str, Command] = {
     "recommend train --ratings": Command(
         ".csv", "userId,movieId,rating,timestamp\n", "a,b,c,d\n1,2,99,x\n",
         lambda f, tmp, fx: ["recommend", "train", "--ratings", str(f), "--out", str(tmp / "rec")]),
+    "recommend train --movies": Command(
+        ".csv", "movieId,title,genres\n", "x,,\nnot-a-number,Heat (1995),Action\n",
+        lambda f, tmp, fx: ["recommend", "train", "--ratings", fx["ratings"], "--movies", str(f),
+                            "--out", str(tmp / "rec")]),
     "recommend score --users": Command(
         ".csv", "user_id\n", "abc\n-1\n",
         lambda f, tmp, fx: ["recommend", "score", "--loader", LOADER, "--model", fx["rec_model"], "--users", str(f),
@@ -103,8 +110,10 @@ def fixtures(tiny_bundle, tiny_ner_bundle, tiny_model_dir, tmp_path_factory) -> 
     root = tmp_path_factory.mktemp("sweep")
     feed = root / "feed.csv"
     feed.write_text("text,created_at\nApple profit rose,2014-01-02\n", encoding="utf-8")
+    ratings = root / "ratings.csv"
+    ratings.write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,2,3.0,964982704\n", encoding="utf-8")
     med = make_data_dir(root / "med-data")
-    return {"bundle": str(tiny_bundle), "base": tiny_model_dir, "feed": str(feed),
+    return {"bundle": str(tiny_bundle), "base": tiny_model_dir, "feed": str(feed), "ratings": str(ratings),
             "ner_bundle": str(tiny_ner_bundle),
             "rec_model": str(make_model_dir(root / "rec-model", items=12, known_users=range(1, 6))),
             "med_dir": med,
