@@ -286,3 +286,17 @@ def test_recipe_card_appends_the_recipe_and_the_tasks_ablation_once(tiny_bundle,
     assert '"epochs": 20' in card and "kgfusion model train --recipe data/recipes/ncbi-full-long.json" in card
     assert "| full-long | 0.8338 | 2773.4 |" in card and "| lora-short | 0.7271 |" in card
     assert "twitter_accuracy" not in card  # another task's columns and rows stay out
+
+
+def test_every_shipped_recipe_file_loads_and_names_an_app_trainer():
+    from pathlib import Path
+
+    from kgfusion.core.recipe import load_recipe
+
+    root = Path(__file__).resolve().parents[2] / "data" / "recipes"
+    files = sorted(root.rglob("*.json"))
+    assert len(files) >= 10
+    for path in files:
+        recipe = load_recipe(path)
+        assert callable(recipe.trainer_function()), path
+        assert recipe.train_config(labels=["O", "B-Disease", "I-Disease"]).epochs >= 1, path
