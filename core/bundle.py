@@ -119,10 +119,12 @@ def add_file_to_bundle(bundle_dir: str | Path, src: str | Path, rel_name: str) -
 
 
 def update_bundle_metadata(bundle_dir: str | Path, metrics: dict[str, Any] | None = None,
-                           model_card: str | None = None) -> None:
-    """Rewrite metrics.json / MODEL_CARD.md and re-hash the manifest."""
+                           model_card: str | None = None, name: str | None = None) -> None:
+    """Rewrite metrics.json / MODEL_CARD.md (and the manifest's name) and re-hash the manifest."""
     bundle_dir = Path(bundle_dir)
     manifest = read_manifest(bundle_dir)
+    if name is not None:  # a bundle copied from a teacher's work dir is named after its final place
+        manifest.name = name
     if metrics is not None:
         atomic_write_json(bundle_dir / "metrics.json", metrics)
     if model_card is not None:

@@ -193,7 +193,7 @@ def finish_bundle(src: Path, target: Path, recipe: Recipe, splits, report: dict[
         metrics |= {k.replace("_accuracy", "_onnx_int8_accuracy").replace("_macro_f1", "_onnx_int8_macro_f1"): v
                     for k, v in headline(onnx_tests).items()}
         metrics["onnx_int8_mb"] = round((target / ONNX_INT8).stat().st_size / 1e6, 2)
-    update_bundle_metadata(target, metrics=metrics)
+    update_bundle_metadata(target, metrics=metrics, name=target.name)
     if ship and onnx and read_manifest(target).method == "full":
         strip_torch_weights(target)
     add_recipe_card(target, recipe, "finance", ABLATION_KEYS)

@@ -214,7 +214,7 @@ def finish_bundle(src: Path, target: Path, recipe: Recipe, devel_set, report: di
     if report.get("teachers"):
         metrics["details"]["ensemble"] = report
         metrics["ensemble_devel_f1"] = report["ensemble"]["devel_f1"]
-    update_bundle_metadata(target, metrics=metrics)
+    update_bundle_metadata(target, metrics=metrics, name=target.name)
     if onnx:
         add_onnx(target, devel_set)
     if ship and read_manifest(target).method == "full" and onnx:

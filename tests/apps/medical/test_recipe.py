@@ -62,6 +62,7 @@ def test_recipe_builds_a_shippable_onnx_only_bundle(recipe_env):
     m = res["metrics"]
     assert {"devel_f1", "devel_onnx_int8_f1", "ensemble_devel_f1", "recipe_seconds"} <= set(m)
     manifest = read_manifest(out)
+    assert manifest.name == "bundle"  # named after where it ships, not the teacher/student work dir
     assert "model.safetensors" not in manifest.files and "model.int8.onnx" in manifest.files
     assert {"recipe.json", "gazetteer.tsv.gz", "fusion.safetensors"} <= set(manifest.files)
     assert json.loads((out / "recipe.json").read_text())["name"] == "medical-ner-tiny"
