@@ -28,6 +28,8 @@ NEW_USER = "New user (cold start)"
 METRICS = ("ndcg_at_10", "recall_at_10", "map_at_10", "precision_at_10", "hit_rate_at_10", "coverage",
            "diversity", "novelty", "users_per_s")
 _METRIC_KEY = re.compile(rf"^(?P<model>.+)_(?P<metric>{'|'.join(METRICS)})$")
+# Results files key models in lower case; these read better under their published names.
+MODEL_LABELS = {"ease": "EASE", "rp3beta": "RP3beta"}
 
 
 @st.cache_resource(show_spinner="Loading the recommender ...")
@@ -190,6 +192,7 @@ else:
     baselines = read_json(RESULTS.with_name("recommend_baselines.json")) or {}
     for name, metrics in metric_rows(baselines, "baseline").items():
         rows.setdefault(name, metrics)  # the same baseline measured in both files: keep recommend.json's
+    rows = {MODEL_LABELS.get(name, name): metrics for name, metrics in rows.items()}
     table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=[m for m in METRICS if any(
         m in r for r in rows.values())])
     table = table.rename_axis("model").reset_index()

@@ -77,3 +77,16 @@ def test_missing_model_and_results_explain_what_to_run(page_env, monkeypatch):
     monkeypatch.setenv("KGFUSION_RECOMMEND_MODEL", str(page_env / "nope"))
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception and "kgfusion recommend train" in at.info[0].value
+
+
+def test_comparison_table_shows_ease_and_rp3beta(page_env):
+    results = page_env / "results" / "recommend.json"
+    data = json.loads(results.read_text())
+    data["models"].update({"ease": {"ndcg_at_10": 0.15, "recall_at_10": 0.16, "coverage": 0.05},
+                           "rp3beta": {"ndcg_at_10": 0.14, "recall_at_10": 0.15, "coverage": 0.06}})
+    results.write_text(json.dumps(data))
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    metrics = _table(at, "ndcg_at_10").set_index("model")
+    assert metrics.index.tolist() == ["kgfusion", "EASE", "RP3beta", "als", "itemknn", "popularity"]
+    assert metrics.loc["EASE", "ndcg_at_10"] == 0.15 and metrics.loc["RP3beta", "coverage"] == 0.06
