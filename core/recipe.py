@@ -109,12 +109,13 @@ def recipe_card_section(recipe: Recipe, ablation: dict[str, dict[str, Any]] | No
 
 
 def add_recipe_card(bundle_dir: str | Path, recipe: Recipe, task: str, keys: tuple[str, ...],
-                    results_file: str | Path | None = None) -> None:
-    """Append the recipe and the task's ablation rows (benchmarks/results/training.json) to the model card."""
+                    results_file: str | Path) -> None:
+    """Append the recipe and the task's ablation rows (``results_file``: the ablation runner's
+    training.json; absent = no table) to the model card."""
     from kgfusion.core.bundle import update_bundle_metadata
 
     bundle_dir = Path(bundle_dir)
-    results = Path(results_file) if results_file else _results_dir() / "training.json"
+    results = Path(results_file)
     ablation = {}
     if results.is_file():
         ablation = json.loads(results.read_text(encoding="utf-8")).get("tasks", {}).get(task, {})
@@ -122,12 +123,3 @@ def add_recipe_card(bundle_dir: str | Path, recipe: Recipe, task: str, keys: tup
     card = card_file.read_text(encoding="utf-8") if card_file.is_file() else f"# {bundle_dir.name}\n"
     card = card.split("\n## Recipe\n")[0].rstrip() + "\n\n" + recipe_card_section(recipe, ablation, keys)
     update_bundle_metadata(bundle_dir, model_card=card)
-
-
-def _results_dir() -> Path:
-    """benchmarks/results ($KGFUSION_RESULTS wins), found from the working directory or this checkout."""
-    import os
-
-    if os.environ.get("KGFUSION_RESULTS"):
-        return Path(os.environ["KGFUSION_RESULTS"])
-    return Path(__file__).resolve().parents[1] / "benchmarks" / "results"

@@ -90,6 +90,11 @@ def open_bytes(path: str | Path) -> BinaryIO:
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")  # type: ignore[return-value]
 
 
+def utf_bom(data: bytes) -> str | None:
+    """"utf-16" / "utf-32" when ``data`` starts with that byte-order mark (UTF-32 checked first), else None."""
+    return next((family for bom, family in _BOMS if data.startswith(bom)), None)
+
+
 def sniff_binary(head: bytes, encoding: str = "utf-8") -> str | None:
     """What binary data ``head`` (a file's first bytes) looks like, or None when it may be text.
 

@@ -125,7 +125,7 @@ def _parse_rows(path: Path, fmt: str, encoding: str) -> Iterator[tuple[int, dict
                     continue
                 yield lineno, obj, "", []
         return
-    delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
+    delimiter = _delimiter(path)
     with open_bytes(path) as fh:
         text = io.TextIOWrapper(fh, encoding=codec, errors="surrogateescape", newline="")
         reader = csv.reader(text, delimiter=delimiter)
@@ -151,6 +151,10 @@ def _parse_rows(path: Path, fmt: str, encoding: str) -> Iterator[tuple[int, dict
                             "split the huge field") from exc
 
 
+def _delimiter(path: Path) -> str:
+    return "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
+
+
 def _has_surrogates(s: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in s)
 
@@ -163,7 +167,7 @@ def _peek_columns(path: Path, fmt: str, encoding: str = "utf-8") -> tuple[list[s
     if fmt == "csv":
         with open_bytes(path) as fh:
             text = io.TextIOWrapper(fh, encoding=decoding_name(encoding), errors="surrogateescape", newline="")
-            reader = csv.reader(text, delimiter="\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ",")
+            reader = csv.reader(text, delimiter=_delimiter(path))
             try:
                 header = next(reader, None)
             except csv.Error as exc:

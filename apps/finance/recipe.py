@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from kgfusion.apps.common import results_dir
 from kgfusion.apps.finance.train import (
     LABELS,
     FinanceData,
@@ -196,7 +197,7 @@ def finish_bundle(src: Path, target: Path, recipe: Recipe, splits, report: dict[
     update_bundle_metadata(target, metrics=metrics, name=target.name)
     if ship and onnx and read_manifest(target).method == "full":
         strip_torch_weights(target)
-    add_recipe_card(target, recipe, "finance", ABLATION_KEYS)
+    add_recipe_card(target, recipe, "finance", ABLATION_KEYS, results_dir() / "training.json")
     return {"bundle": str(target), "metrics": {k: v for k, v in metrics.items() if k != "details"}}
 
 

@@ -19,10 +19,7 @@ from pathlib import Path
 
 from kgfusion.core.data import Reject
 from kgfusion.core.errors import DataError
-from kgfusion.core.textfile import NotTextError, canonical, decode, show_names, sniff_binary
-
-_UTF_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
-             (b"\xfe\xff", "utf-16"))
+from kgfusion.core.textfile import NotTextError, canonical, decode, show_names, sniff_binary, utf_bom
 
 TEXT_SUFFIXES = (".txt", ".text", ".note", ".md")
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
@@ -48,16 +45,12 @@ class ReadNotes:
     rejects: list[Reject] = field(default_factory=list)
 
 
-def _utf_bom(data: bytes) -> str | None:
-    return next((name for bom, name in _UTF_BOMS if data.startswith(bom)), None)
-
-
 def looks_binary(data: bytes) -> bool:
     """True for NUL bytes or more than 10% control characters (except tab/newlines) in the first 8 KB.
 
     UTF-16/32 text with its byte-order mark is text (full of NUL bytes, but decodable)."""
     head = data[:8192]
-    if _utf_bom(head):
+    if utf_bom(head):
         return False
     if b"\x00" in head:
         return True
@@ -79,7 +72,7 @@ def decode_bytes(data: bytes) -> tuple[str, str, list[str]]:
     """(text, encoding, warnings): UTF-8 (BOM stripped), UTF-16/32 after their BOM, else cp1252, else latin-1.
 
     Never fails (a broken UTF-16/32 file keeps U+FFFD replacement characters, with a warning)."""
-    bom = _utf_bom(data)
+    bom = utf_bom(data)
     if bom:
         try:
             return data.decode(bom), bom, []

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kgfusion.apps.common import results_dir
 from kgfusion.apps.medical.train import (
     MedicalData,
     add_onnx,
@@ -219,7 +220,8 @@ def finish_bundle(src: Path, target: Path, recipe: Recipe, devel_set, report: di
         add_onnx(target, devel_set)
     if ship and read_manifest(target).method == "full" and onnx:
         strip_torch_weights(target)
-    add_recipe_card(target, recipe, str(recipe.data.get("dataset", "")), ABLATION_KEYS)
+    add_recipe_card(target, recipe, str(recipe.data.get("dataset", "")), ABLATION_KEYS,
+                    results_dir() / "training.json")
     final = json.loads((target / "metrics.json").read_text(encoding="utf-8"))
     return {"bundle": str(target), "metrics": {k: v for k, v in final.items() if k != "details"}}
 
