@@ -154,10 +154,13 @@ def _decode_error_offset(chunks: Iterable[bytes], encoding: str, final: bool = T
         lines += chunk.count(b"\n")
         pos += len(chunk)
     if final:
+        pending = decoder.getstate()[0]
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
             return pos - len(exc.object) + exc.start, lines if count_lines else None
+        if pending:  # utf-8-sig swallows a cut-off BOM prefix (b"\xef") at the end instead of raising
+            return pos - len(pending), lines if count_lines else None
     return None
 
 
