@@ -180,6 +180,14 @@ def onnx_only(manifest: Manifest) -> bool:
     return isinstance(manifest.extra, dict) and manifest.extra.get("weights") == ONNX_ONLY
 
 
+def available_backends(bundle_dir: str | Path) -> list[str]:
+    """The Predictor backends a bundle can serve, best first for apps: onnx-int8 when it has the ONNX
+    model, fp32 and int8 unless its torch weights were stripped."""
+    manifest = read_manifest(bundle_dir)
+    out = ["onnx-int8"] if ONNX_INT8 in manifest.files else []
+    return out + ([] if onnx_only(manifest) else ["fp32", "int8"])
+
+
 def strip_torch_weights(bundle_dir: str | Path) -> Path:
     """Drop the torch weights of a bundle that holds model.int8.onnx (to ship it under 25 MB)."""
     bundle_dir = Path(bundle_dir)

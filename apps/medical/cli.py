@@ -73,7 +73,8 @@ def train(dataset, method, epochs, lr, batch_size, max_length, dev_fraction, see
 @click.option("--dataset", type=click.Choice(["bc5cdr", "ncbi"]), default="bc5cdr", show_default=True)
 @click.option("--file", "iob_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="An IOB2 TSV to score instead of the data set's devel.tsv.")
-@click.option("--backend", type=BACKEND, default="fp32", show_default=True)
+@click.option("--backend", type=BACKEND, default=None,
+              help="Default: fp32 when the bundle has torch weights, else onnx-int8 (what it ships).")
 @json_option
 def evaluate(bundle, dataset, iob_file, backend, as_json):
     """Strict entity P/R/F1 of BUNDLE (default: the shipped model) on a data set's devel split.
@@ -89,6 +90,10 @@ def evaluate(bundle, dataset, iob_file, backend, as_json):
     try:
         path = resolve_bundle(bundle or DEFAULT_BUNDLE, data)
         target = iob_file or str(data / "datasets" / DATASETS[dataset] / "devel.tsv")
+        if backend is None:
+            from kgfusion.core.bundle import available_backends
+
+            backend = "fp32" if "fp32" in available_backends(path) else "onnx-int8"
         metrics = evaluate_medical(path, target, backend)
     except KgfusionError as exc:
         raise _fail(exc) from exc

@@ -43,13 +43,26 @@ def mention_highlights(mentions) -> list[Highlight]:
     return marks
 
 
+@st.cache_data(show_spinner=False)
+def model_backends(bundle: str) -> list[str]:
+    """The backends the bundle ships (a full fine-tune ships its ONNX int8 model only)."""
+    from kgfusion.apps.medical.extract import resolve_bundle
+    from kgfusion.core.bundle import available_backends
+    from kgfusion.core.errors import KgfusionError
+
+    try:
+        return available_backends(resolve_bundle(bundle, repo_data_dir())) or ["onnx-int8"]
+    except KgfusionError:  # a missing bundle is reported where the extractor loads
+        return ["onnx-int8", "fp32", "int8"]
+
+
 st.title("Clinical notes → coded mentions")
 st.caption("Diseases and drugs found by a fine-tuned MiniLM and a knowledge-graph gazetteer, with ConText "
            "assertion (negated, possible, historical, family, hypothetical) and Disease Ontology / DrugBank codes.")
 
 with st.sidebar:
     st.header("Settings")
-    backend = st.selectbox("Model backend", ["onnx-int8", "fp32", "int8"])
+    backend = st.selectbox("Model backend", model_backends(BUNDLE))
     policy = st.selectbox("Model vs gazetteer overlaps", ["union", "prefer_model", "prefer_gazetteer"])
     encoders = ["minilm", "hashing"]
     link_encoder = st.selectbox("Linker encoder", encoders, index=encoders.index(LINK_ENCODER)

@@ -203,7 +203,7 @@ def finish_bundle(src: Path, target: Path, recipe: Recipe, devel_set, report: di
     report; a shipped full fine-tune keeps only the ONNX model."""
     import shutil
 
-    from kgfusion.core.bundle import read_manifest, strip_torch_weights, update_bundle_metadata
+    from kgfusion.core.bundle import read_manifest, update_bundle_metadata
     from kgfusion.core.fileio import atomic_directory
 
     with atomic_directory(target) as tmp:
@@ -217,9 +217,7 @@ def finish_bundle(src: Path, target: Path, recipe: Recipe, devel_set, report: di
         metrics["ensemble_devel_f1"] = report["ensemble"]["devel_f1"]
     update_bundle_metadata(target, metrics=metrics, name=target.name)
     if onnx:
-        add_onnx(target, devel_set)
-    if ship and read_manifest(target).method == "full" and onnx:
-        strip_torch_weights(target)
+        add_onnx(target, devel_set, strip=ship and read_manifest(target).method == "full")
     add_recipe_card(target, recipe, str(recipe.data.get("dataset", "")), ABLATION_KEYS,
                     results_dir() / "training.json")
     final = json.loads((target / "metrics.json").read_text(encoding="utf-8"))

@@ -22,6 +22,7 @@ from kgfusion.core.bundle import (
     add_file_to_bundle,
     save_bundle,
     sha256_file,
+    strip_torch_weights,
     update_bundle_metadata,
 )
 from kgfusion.core.data import label_counts, read_conll, split_stratified, write_rejects
@@ -158,9 +159,10 @@ def train_medical_examples(config: TrainConfig, data: MedicalData, train_set, de
             "onnx": onnx_note}
 
 
-def add_onnx(bundle_dir: str | Path, devel_examples=None) -> str:
+def add_onnx(bundle_dir: str | Path, devel_examples=None, *, strip: bool = False) -> str:
     """Export model.int8.onnx into a trained bundle, score it on devel and refresh metrics + model card
-    (also repairs a bundle whose export was interrupted)."""
+    (also repairs a bundle whose export was interrupted). ``strip``: then drop the torch weights, so the
+    bundle ships the ONNX model only (a full fine-tune under 25 MB), and say so in the card."""
     from kgfusion.core.predict import Predictor
 
     out = Path(bundle_dir)
@@ -174,7 +176,10 @@ def add_onnx(bundle_dir: str | Path, devel_examples=None) -> str:
     metrics.update(headline("devel_onnx_int8", evaluate_devel(q, devel_examples)))
     metrics["onnx_int8_mb"] = round((out / ONNX_INT8).stat().st_size / 1e6, 2)
     command = (out / "MODEL_CARD.md").read_text(encoding="utf-8").rsplit("```", 2)[-2].strip()
-    update_bundle_metadata(out, metrics=metrics, model_card=model_card(out.name, config, data_info, metrics, command))
+    if strip:
+        strip_torch_weights(out)
+    update_bundle_metadata(out, metrics=metrics, model_card=model_card(out.name, config, data_info, metrics, command,
+                                                                      onnx_only=strip))
     return note
 
 
@@ -204,7 +209,8 @@ def evaluate_medical(bundle_dir: str | Path, devel_path: str | Path, backend: st
             "per_type": m.get("per_type", {}), "rejected_rows": len(res.rejects)}
 
 
-def model_card(name: str, config: TrainConfig, data: dict[str, Any], metrics: dict[str, Any], command: str) -> str:
+def model_card(name: str, config: TrainConfig, data: dict[str, Any], metrics: dict[str, Any], command: str,
+               onnx_only: bool = False) -> str:
     from kgfusion.core.jobs import method_text, metric_text
 
     def f(key: str) -> str:
@@ -222,6 +228,9 @@ def model_card(name: str, config: TrainConfig, data: dict[str, Any], metrics: di
                if config.method == "lora" else "full weights (`model.safetensors`)")
     files = (f"{weights} and `{ONNX_INT8}` ({metrics['onnx_int8_mb']} MB, int8 weights and embeddings, ONNX Runtime)"
              if "onnx_int8_mb" in metrics else f"{weights}; no ONNX export (use the fp32 / int8 backends)")
+    if onnx_only:
+        files = (f"`{ONNX_INT8}` only ({metrics['onnx_int8_mb']} MB, int8 weights and embeddings, ONNX Runtime; "
+                 "load with backend onnx-int8); the fp32 weights are not shipped (the recipe rebuilds them)")
     return f"""# {name}
 
 Clinical/biomedical named-entity recogniser for kgfusion's `medical` app ({', '.join(PUBLISHED[ds])}).

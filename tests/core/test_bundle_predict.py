@@ -135,3 +135,19 @@ def test_sliding_window_matches_single_window(ner_result):
     narrow = Predictor(r.model, r.tokenizer, r.labels, "token", max_length=24, stride=8).predict_spans([text])[0]
     assert [(s.start, s.end) for s in wide] == [(s.start, s.end) for s in narrow]
     assert len(wide) >= 10
+
+
+def test_available_backends_follow_what_the_bundle_ships(tiny_bundle, tmp_path):
+    import shutil
+
+    from kgfusion.core.bundle import add_file_to_bundle, available_backends, strip_torch_weights
+
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    assert available_backends(bundle) == ["fp32", "int8"]
+    fake = tmp_path / "model.int8.onnx"
+    fake.write_bytes(b"onnx")  # only its presence matters here
+    add_file_to_bundle(bundle, fake, "model.int8.onnx")
+    assert available_backends(bundle) == ["onnx-int8", "fp32", "int8"]
+    strip_torch_weights(bundle)
+    assert available_backends(bundle) == ["onnx-int8"]

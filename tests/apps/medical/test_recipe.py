@@ -66,6 +66,8 @@ def test_recipe_builds_a_shippable_onnx_only_bundle(recipe_env):
     assert "model.safetensors" not in manifest.files and "model.int8.onnx" in manifest.files
     assert {"recipe.json", "gazetteer.tsv.gz", "fusion.safetensors"} <= set(manifest.files)
     assert json.loads((out / "recipe.json").read_text())["name"] == "medical-ner-tiny"
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "`model.int8.onnx` only" in card and "model.safetensors" not in card  # the card lists what ships
     with pytest.raises(BundleError, match="onnx-int8 backend"):
         load_bundle(out)
     p = Predictor.from_bundle(out, backend="onnx-int8")

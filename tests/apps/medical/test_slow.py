@@ -11,8 +11,7 @@ BUNDLE = repo_data_dir() / "models" / "medical-ner-bc5cdr"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["onnx-int8", "fp32"])
-def test_shipped_model_on_sample_notes(backend):
+def test_shipped_model_on_sample_notes():
     from kgfusion.apps.medical.config import MedicalConfig
     from kgfusion.apps.medical.extract import build_extractor
     from kgfusion.apps.medical.readers import read_notes
@@ -20,7 +19,7 @@ def test_shipped_model_on_sample_notes(backend):
     assert (BUNDLE / "bundle.json").is_file(), "train it: kgfusion medical train"
     notes = read_notes(repo_data_dir() / "notes")
     assert len(notes.notes) >= 8 and not notes.rejects
-    ex = build_extractor(MedicalConfig(backend=backend))
+    ex = build_extractor(MedicalConfig(backend="onnx-int8"))  # the bundle ships its ONNX model only
     results, rejects = ex.extract_many(notes.notes)
     assert not rejects
     mentions = [m for r in results for m in r.mentions]
@@ -39,8 +38,7 @@ def test_shipped_model_on_sample_notes(backend):
 
 @pytest.mark.slow
 def test_shipped_bundle_files_are_small():
-    for p in BUNDLE.iterdir():
-        assert p.stat().st_size < 25_000_000, p
+    assert sum(p.stat().st_size for p in BUNDLE.iterdir()) <= 25_000_000  # the whole bundle, not each file
     assert (BUNDLE / "model.int8.onnx").is_file() and (BUNDLE / "MODEL_CARD.md").is_file()
     assert Path(BUNDLE / "metrics.json").is_file()
 
