@@ -12,6 +12,9 @@ Sources, each fitted on one history frame (userId, movieId, timestamp):
 * ``kg``   personalized PageRank on the movie knowledge graph (movies - genres - tags, undirected,
   the same walk as KnowledgeGraph.personalized_pagerank) restarting at the user's history items.
 * ``pop``  history popularity (all time and in the ``window_days`` before the user's last event).
+* ``ease`` EASE (baselines.EASE, one λ) and ``rp3`` RP3beta (baselines.RP3beta, one α, β): the strong
+  item-item baselines as sources and features; their dense item x item weights are cut to the
+  ``item_neighbors`` largest per history item (sparse, so the saved model stays small).
 
 ``CandidateGenerator.candidates(users)`` returns one row per (user, candidate item) with every
 source's score and rank for that item (not just the source that proposed it), so the ranker can
@@ -26,16 +29,25 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from kgfusion.apps.recommend.baselines import ItemKNN
+from kgfusion.apps.recommend.baselines import EASE, ItemKNN, RP3beta
 from kgfusion.apps.recommend.mf import MatrixFactorization
 from kgfusion.core.errors import ConfigError, DataError
 
-SOURCES = ("knn", "mf", "emb", "kg", "pop")
+SOURCES = ("knn", "mf", "emb", "kg", "pop", "ease", "rp3")
+SCORED = ("knn", "mf", "kg", "ease", "rp3")  # dense score sources whose rank is a feature too
 FEATURES = (
     "knn", "knn_rank", "knn_rel", "mf", "mf_rank", "emb", "emb_rank", "emb_recent", "kg", "kg_rank",
+    "ease", "ease_rank", "rp3", "rp3_rank",
     "pop_log", "pop_recent_log", "genre_aff", "item_age_years", "first_seen_days", "hist_len_log",
     "n_sources",
 )
+# Feature groups for the ablation and the explanations (which kind of evidence moved the score).
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "knn": ("knn", "knn_rank", "knn_rel"), "mf": ("mf", "mf_rank"), "emb": ("emb", "emb_rank", "emb_recent"),
+    "kg": ("kg", "kg_rank", "genre_aff"), "ease": ("ease", "ease_rank"), "rp3": ("rp3", "rp3_rank"),
+    "pop": ("pop_log", "pop_recent_log", "item_age_years", "first_seen_days"),
+    "user": ("hist_len_log", "n_sources"),
+}
 _DAY = 86400.0
 
 
@@ -52,6 +64,10 @@ class CandidateConfig:
     ppr_iterations: int = 25
     recent: int = 10
     window_days: float = 180.0
+    ease_lambda: float = 100.0
+    rp3_alpha: float = 0.5
+    rp3_beta: float = 0.6
+    item_neighbors: int = 64
     sources: tuple[str, ...] = SOURCES
     seed: int = 13
     threads: int = 1
@@ -61,8 +77,12 @@ class CandidateConfig:
         bad = [s for s in self.sources if s not in SOURCES]
         if bad or not self.sources:
             raise ConfigError(f"sources {list(self.sources)}: unknown {bad}; choose from {list(SOURCES)}")
-        if self.per_source < 1 or self.recent < 1:
-            raise ConfigError(f"per_source={self.per_source} and recent={self.recent} must be >= 1")
+        if self.per_source < 1 or self.recent < 1 or self.item_neighbors < 1:
+            raise ConfigError(f"per_source={self.per_source}, recent={self.recent} and item_neighbors="
+                              f"{self.item_neighbors} must be >= 1")
+        if self.ease_lambda <= 0 or self.rp3_alpha <= 0 or self.rp3_beta < 0:
+            raise ConfigError(f"ease_lambda={self.ease_lambda} and rp3_alpha={self.rp3_alpha} must be > 0, "
+                              f"rp3_beta={self.rp3_beta} >= 0")
         if not 0.0 < self.ppr_alpha < 1.0:
             raise ConfigError(f"ppr_alpha={self.ppr_alpha} must be in (0, 1)")
 
@@ -141,19 +161,31 @@ class ItemGraph:
         remap = sparse.csr_matrix((np.ones(len(linked), dtype=np.float32), (linked, self.item_node[linked])),
                                   shape=(seeds.shape[1], n_nodes))  # item column -> its movie node
         seed_nodes = sparse.csr_matrix(seeds) @ remap
-        p = np.asarray(seed_nodes.todense(), dtype=np.float64).T  # nodes x batch
+        p = np.asarray(seed_nodes.todense(), dtype=np.float32).T  # nodes x batch
         total = p.sum(axis=0)
         ok = total > 0
         p[:, ok] /= total[ok]
-        inv = np.where(self.degree > 0, 1.0 / np.maximum(self.degree, 1e-12), 0.0)
         dangling = self.degree == 0
-        walk = self.adjacency.T.tocsr()
+        walk = self._walk()
+        restart = (1 - alpha) * p
         r = p.copy()
         for _ in range(iterations):
-            r = alpha * (walk @ (r * inv[:, None]) + r[dangling].sum(axis=0) * p) + (1 - alpha) * p
+            lost = r[dangling].sum(axis=0) if dangling.any() else None  # mass on dead ends, back to the seeds
+            r = walk @ r
+            if lost is not None:
+                r += lost * p
+            r *= alpha
+            r += restart
         out = np.zeros((seeds.shape[0], seeds.shape[1]), dtype=np.float32)
         out[:, linked] = r[self.item_node[linked]].T
         return out
+
+    def _walk(self) -> sparse.csr_matrix:
+        """The random walk's transition matrix, walk[i, j] = A[j, i] / deg(j) (cached: one sparse product per step)."""
+        if getattr(self, "_walk_matrix", None) is None:
+            inv = np.where(self.degree > 0, 1.0 / np.maximum(self.degree, 1e-12), 0.0).astype(np.float32)
+            self._walk_matrix = (self.adjacency.T @ sparse.diags(inv)).tocsr().astype(np.float32)
+        return self._walk_matrix
 
     def attributes(self, item: int) -> list[int]:
         """Attribute node ids linked to catalogue item ``item`` (empty if it is not in the graph)."""
@@ -181,12 +213,30 @@ class ItemGraph:
 
 
 # ----------------------------------------------------------------------------- generator
-def _rank_rows(scores: np.ndarray) -> np.ndarray:
-    """1-based rank of every column within its row (descending score, ties by column)."""
-    order = np.lexsort((np.broadcast_to(np.arange(scores.shape[1]), scores.shape), -scores), axis=1)
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(1, scores.shape[1] + 1)[None, :].repeat(len(scores), 0), axis=1)
-    return ranks
+def _rank_of(scores: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """1-based rank of cells (rows[i], cols[i]) within their row: 1 + how many scores in the row are larger
+    (ties share a rank). Sorting each row once and searching beats a full argsort of every row."""
+    order = np.sort(scores, axis=1)  # ascending
+    out = np.empty(len(rows), dtype=np.float64)
+    width = scores.shape[1]
+    for r in np.unique(rows):
+        sel = np.flatnonzero(rows == r)
+        out[sel] = width - np.searchsorted(order[r], scores[r, cols[sel]], side="right") + 1
+    return out
+
+
+def _sparse_top(weights: np.ndarray, rows: np.ndarray, n_items: int, k: int) -> sparse.csr_matrix:
+    """The k entries of largest magnitude in each row of a dense item x item matrix (history items ``rows`` in
+    catalogue coordinates; EASE weights can be negative), as an n_items x n_items CSR with float16-rounded
+    values (the saved precision)."""
+    k = min(k, weights.shape[1])
+    top = np.argpartition(-np.abs(weights), k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(weights, top, axis=1)
+    keep = vals != 0
+    r = np.repeat(rows, k).reshape(top.shape)[keep]
+    c = rows[top][keep]
+    data = vals[keep].astype(np.float16).astype(np.float32)
+    return sparse.csr_matrix((data, (r, c)), shape=(n_items, n_items))
 
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
@@ -221,6 +271,8 @@ class CandidateGenerator:
         years = pd.to_numeric(self.items["year"], errors="coerce").to_numpy(dtype=np.float64)
         self.item_year = years
         self._index = None
+        self._knn_columns: sparse.csc_matrix | None = None
+        self.item_models: dict[str, sparse.csr_matrix] = {}
         self.fitted = False
 
     # ------------------------------------------------------------------ fit
@@ -243,6 +295,11 @@ class CandidateGenerator:
         self.first_ts = np.full(n_items, np.nan)
         self.first_ts[[self.item_row[int(i)] for i in first.index]] = first.to_numpy(dtype=np.float64)
         self.pop_order = np.lexsort((self.items["item_id"].to_numpy(), -self.pop))
+        # item row x user (binary): co-watch counts for the explanations ("co-watched by 40 users")
+        users = np.unique(hist["userId"].to_numpy(), return_inverse=True)[1]
+        self.item_users = sparse.csr_matrix((np.ones(len(col), dtype=np.float32), (col, users)),
+                                            shape=(n_items, int(users.max()) + 1 if len(users) else 0))
+        self.item_users.data[:] = 1.0  # a re-rated movie counts once
         return hist
 
     def fit(self, history: pd.DataFrame) -> CandidateGenerator:
@@ -263,6 +320,7 @@ class CandidateGenerator:
         sims = knn._nbr_sim.ravel()
         keep = sims > 0
         self.knn = sparse.csr_matrix((sims[keep], (rows[keep], cols[keep])), shape=(n_items, n_items))
+        self._knn_columns = None
         # ALS factors in catalogue coordinates (zero rows for items absent from the history)
         mf = MatrixFactorization("als", factors=cfg.mf_factors, regularization=cfg.mf_regularization,
                                  iterations=cfg.mf_iterations, threads=cfg.threads, seed=cfg.seed).fit(hist)
@@ -272,6 +330,17 @@ class CandidateGenerator:
         self.mf_known = np.zeros(n_items, dtype=bool)
         self.mf_known[[self.item_row[int(i)] for i in mf.items]] = True
         self.mf_users = {int(u): mf.user_factors[r] for r, u in enumerate(mf.users)}
+        # the strong item-item baselines, one hyperparameter point each, cut to their largest weights
+        self.item_models = {}
+        for name, model in (("ease", EASE(lambdas=(cfg.ease_lambda,))),
+                            ("rp3", RP3beta(alphas=(cfg.rp3_alpha,), betas=(cfg.rp3_beta,)))):
+            if name not in cfg.sources:
+                continue
+            model.fit(hist)
+            assert model.items is not None and model.weights is not None
+            rows_of = np.array([self.item_row[int(i)] for i in model.items])
+            self.item_models[name] = _sparse_top(model.weights, rows_of, n_items, cfg.item_neighbors)
+            model.weights = None  # free the dense matrix before the next one
         self.fitted = True
         return self
 
@@ -312,6 +381,8 @@ class CandidateGenerator:
                 prof = np.asarray(mat @ self.embeddings, dtype=np.float32)
                 prof /= np.maximum(np.linalg.norm(prof, axis=1, keepdims=True), 1e-12)
                 out[name] = prof
+        for name, weights in self.item_models.items():
+            out[name] = np.asarray((x @ weights).todense(), dtype=np.float32)
         if self.graph is not None:
             out["kg"] = self.graph.ppr(x, self.config.ppr_alpha, self.config.ppr_iterations) * len(self.items)
         gp = np.asarray((x @ self.genre_matrix).todense(), dtype=np.float32)
@@ -334,21 +405,17 @@ class CandidateGenerator:
         seen_mask = np.zeros((n, n_items), dtype=bool)
         for r, u in enumerate(users):
             seen_mask[r, self.seen[u]] = True
+        masked: dict[str, np.ndarray] = {}  # seen items at -inf: proposals and ranks only among unseen items
         props: dict[str, np.ndarray] = {}
-        feats: dict[str, np.ndarray] = {}
-        for name in ("knn", "mf", "kg"):
-            if name not in mats:
-                continue
-            s = np.where(seen_mask, -np.inf, mats[name])
-            feats[name] = mats[name]
-            feats[f"{name}_rank"] = _rank_rows(s)
-            if name in cfg.sources:
-                props[name] = _top(s, cfg.per_source)
+        for name in SCORED:
+            if name in mats:
+                masked[name] = np.where(seen_mask, -np.inf, mats[name])
+                if name in cfg.sources:
+                    props[name] = _top(masked[name], cfg.per_source)
+        emb_scores = None
         if "emb" in mats:
             emb_scores = mats["emb"] @ self.embeddings.T
-            feats["emb"] = emb_scores
-            feats["emb_recent"] = mats["emb_recent"] @ self.embeddings.T
-            feats["emb_rank"] = _rank_rows(np.where(seen_mask, -np.inf, emb_scores))
+            masked["emb"] = np.where(seen_mask, -np.inf, emb_scores)
             if "emb" in cfg.sources:
                 index = self._faiss()
                 want = cfg.per_source + max(len(self.seen[u]) for u in users)
@@ -360,28 +427,39 @@ class CandidateGenerator:
         if "pop" in cfg.sources:
             props["pop"] = np.stack([
                 self.pop_order[~seen_mask[r, self.pop_order]][: cfg.per_source] for r in range(n)])
-        # union of proposals
-        rows_l, cols_l, flags = [], [], {s: [] for s in SOURCES}
-        for r in range(n):
-            proposed: dict[int, set[str]] = {}
-            for s, arr in props.items():
-                for c in arr[r]:
-                    if c >= 0 and not seen_mask[r, c]:
-                        proposed.setdefault(int(c), set()).add(s)
-            for c in sorted(proposed):
-                rows_l.append(r)
-                cols_l.append(c)
-                for s in SOURCES:
-                    flags[s].append(s in proposed[c])
-        ri, ci = np.array(rows_l, dtype=np.int64), np.array(cols_l, dtype=np.int64)
+        # union of proposals: one row per (user, item), sorted by user then catalogue row
+        keys, which = [], []
+        for j, s in enumerate(SOURCES):
+            if s not in props:
+                continue
+            arr = props[s]
+            r = np.repeat(np.arange(n), arr.shape[1])
+            c = arr.ravel().astype(np.int64)
+            ok = c >= 0
+            r, c = r[ok], c[ok]
+            ok = ~seen_mask[r, c]
+            keys.append(r[ok] * n_items + c[ok])
+            which.append(np.full(int(ok.sum()), j))
+        all_keys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+        uniq, inverse = np.unique(all_keys, return_inverse=True)
+        flags = np.zeros((len(uniq), len(SOURCES)), dtype=bool)
+        flags[inverse, np.concatenate(which) if which else np.zeros(0, dtype=np.int64)] = True
+        ri, ci = uniq // n_items, uniq % n_items
         out = pd.DataFrame({"user_id": np.array(users, dtype=np.int64)[ri],
                             "item_id": self.items["item_id"].to_numpy()[ci], "item_row": ci})
-        for s in SOURCES:
-            out[f"from_{s}"] = np.array(flags[s], dtype=bool)
+        for j, s in enumerate(SOURCES):
+            out[f"from_{s}"] = flags[:, j]
         nan = np.full(len(ri), np.nan)
-        for name in ("knn", "knn_rank", "mf", "mf_rank", "emb", "emb_rank", "emb_recent", "kg", "kg_rank"):
-            out[name] = feats[name][ri, ci].astype(np.float64) if name in feats else nan
-        maxknn = feats["knn"].max(axis=1) if "knn" in feats else np.ones(n)
+        for name in (*SCORED, "emb"):
+            score = emb_scores if name == "emb" else mats.get(name)
+            if score is None:
+                out[name], out[f"{name}_rank"] = nan, nan
+                continue
+            out[name] = score[ri, ci].astype(np.float64)
+            out[f"{name}_rank"] = _rank_of(masked[name], ri, ci)
+        out["emb_recent"] = (np.einsum("ij,ij->i", mats["emb_recent"][ri], self.embeddings[ci]).astype(np.float64)
+                             if "emb_recent" in mats else nan)
+        maxknn = mats["knn"].max(axis=1) if "knn" in mats else np.ones(n)
         out["knn_rel"] = out["knn"] / np.maximum(maxknn[ri], 1e-9)
         out["pop_log"] = np.log1p(self.pop[ci])
         last = np.array([self.last_ts[u] for u in users], dtype=np.int64)[ri]
@@ -396,7 +474,7 @@ class CandidateGenerator:
         out["item_age_years"] = last_year - self.item_year[ci]
         out["first_seen_days"] = (last - self.first_ts[ci]) / _DAY
         out["hist_len_log"] = np.log1p(np.array([len(self.seen[u]) for u in users])[ri])
-        out["n_sources"] = sum(out[f"from_{s}"].astype(int) for s in SOURCES)
+        out["n_sources"] = flags.sum(axis=1)
         return out
 
     # ------------------------------------------------------------------ explanations support
@@ -405,9 +483,16 @@ class CandidateGenerator:
         seen = self.seen.get(int(user))
         if seen is None or len(seen) == 0:
             return None
-        sims = np.asarray(self.knn[seen][:, row].todense()).ravel()
-        best = int(np.argmax(sims))
-        return (int(seen[best]), float(sims[best])) if sims[best] > 0 else None
+        if self._knn_columns is None:  # column access without slicing a sparse matrix per call
+            self._knn_columns = self.knn.tocsc()
+        cols = self._knn_columns
+        lo, hi = cols.indptr[row], cols.indptr[row + 1]
+        sources, sims = cols.indices[lo:hi], cols.data[lo:hi]
+        watched = np.isin(sources, seen)
+        if not watched.any():
+            return None
+        best = int(np.argmax(np.where(watched, sims, -np.inf)))
+        return (int(sources[best]), float(sims[best])) if sims[best] > 0 else None
 
     def emb_because(self, user: int, row: int) -> tuple[int, float] | None:
         """(history item row, cosine) of the history item whose text embedding is closest to ``row``."""
@@ -417,6 +502,21 @@ class CandidateGenerator:
         sims = self.embeddings[seen] @ self.embeddings[row]
         best = int(np.argmax(sims))
         return int(seen[best]), float(sims[best])
+
+    def co_watchers(self, row: int, others: Sequence[int]) -> np.ndarray:
+        """How many history users watched both catalogue row ``row`` and each row in ``others``."""
+        others = np.asarray(others, dtype=np.int64)
+        if len(others) == 0:
+            return np.zeros(0, dtype=np.int64)
+        ptr, idx = self.item_users.indptr, self.item_users.indices
+        watched = np.zeros(self.item_users.shape[1], dtype=bool)
+        watched[idx[ptr[row]:ptr[row + 1]]] = True
+        # one pass over the others' user lists (faster than a sparse product per call)
+        lengths = ptr[others + 1] - ptr[others]
+        users = np.concatenate([idx[a:b] for a, b in zip(ptr[others], ptr[others + 1], strict=True)])
+        hits = np.concatenate([[0], np.cumsum(watched[users], dtype=np.int64)])
+        ends = np.cumsum(lengths)
+        return hits[ends] - hits[ends - lengths]
 
     def popular(self, exclude: Iterable[int] = (), n: int = 100) -> list[int]:
         """The n most popular catalogue rows not in ``exclude`` (ties by item id)."""
@@ -436,6 +536,11 @@ class CandidateGenerator:
         }
         if self.embeddings is not None:
             out["item_embeddings"] = self.embeddings.astype(np.float16)
+        index_type = np.uint16 if len(self.items) <= np.iinfo(np.uint16).max else np.int32
+        for name, weights in self.item_models.items():  # compact: the values are float16-rounded at fit
+            w = weights.tocsr()
+            out.update({f"{name}_indptr": w.indptr.astype(np.int64), f"{name}_indices": w.indices.astype(index_type),
+                        f"{name}_data": w.data.astype(np.float16)})
         if self.graph is not None:
             out.update(self.graph.state())
         return out
@@ -446,9 +551,14 @@ class CandidateGenerator:
         self._index_history(history[history["movieId"].isin(self.item_row)])
         self.knn = sparse.csr_matrix((arrays["knn_data"], arrays["knn_indices"], arrays["knn_indptr"]),
                                      shape=(n_items, n_items))
+        self._knn_columns = None
         self.mf_items = np.asarray(arrays["mf_items"], dtype=np.float32)
         self.mf_known = np.asarray(arrays["mf_known"], dtype=bool)
         self.mf_users = {int(u): np.asarray(f, dtype=np.float32)
                          for u, f in zip(arrays["mf_user_ids"], arrays["mf_users"], strict=True)}
+        self.item_models = {  # absent in models saved before the EASE/RP3beta sources
+            name: sparse.csr_matrix((arrays[f"{name}_data"].astype(np.float32), arrays[f"{name}_indices"].astype(np.int32),
+                                     arrays[f"{name}_indptr"]), shape=(n_items, n_items))
+            for name in ("ease", "rp3") if f"{name}_data" in arrays}
         self.fitted = True
         return self

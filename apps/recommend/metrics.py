@@ -120,3 +120,31 @@ def evaluate(
         out["novelty"] = novelty(cut, item_popularity, n_users)
     out["primary"] = out[f"ndcg_at_{k}"]
     return out
+
+
+def slice_metrics(recs: Recs, relevant: Mapping[Hashable, Iterable[Hashable]],
+                  history_counts: Mapping[Hashable, int], item_counts: Mapping[Hashable, int], k: int = 10,
+                  short_history: int = 10, long_tail: int = 5) -> dict[str, float]:
+    """The slices a user of a recommender asks about, over the same recs and target:
+
+    - ``short_history_*``: NDCG@k / recall@k over users with <= ``short_history`` history items
+      (``history_counts``: user -> history length);
+    - ``long_tail_*``: target interactions on items with 1..``long_tail`` history ratings
+      (``item_counts``: item -> history users): how many there are, how many the top k hit, the hit rate;
+    - ``cold_item_*``: target interactions on items absent from the history (only text and the KG can
+      reach them): count, hits (if 0, the model never reaches them at all) and hit rate.
+    """
+    short = {u: rel for u, rel in relevant.items() if history_counts.get(u, 0) <= short_history}
+    out = {"short_history_users": float(len(_users(short))),
+           "short_history_ndcg_at_10": ndcg_at_k(recs, short, k), "short_history_recall_at_10": recall_at_k(recs, short, k)}
+    for name, keep in (("long_tail", lambda c: 1 <= c <= long_tail), ("cold_item", lambda c: c == 0)):
+        total = hits = 0
+        for user, rel in _users(relevant):
+            top = set(list(recs.get(user, ()))[:k])
+            for item in rel:
+                if keep(item_counts.get(item, 0)):
+                    total += 1
+                    hits += item in top
+        out.update({f"{name}_targets": float(total), f"{name}_hits": float(hits),
+                    f"{name}_hit_rate": hits / total if total else 0.0})
+    return out

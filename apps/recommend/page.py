@@ -199,6 +199,18 @@ else:
     if "ndcg_at_10" in table:
         table = table.sort_values("ndcg_at_10", ascending=False)
     st.dataframe(table.round(4), hide_index=True, width="stretch")
+    slices = results.get("slices") or {}
+    if slices:  # the users and items a careful reader asks about, kgfusion next to the baselines
+        st.markdown("**Slices** (validation): users with at most 10 history items, long-tail target items "
+                    "(at most 5 history ratings) and cold target items (none in the history)")
+        labels = {"short_history_ndcg_at_10": "short-history users: NDCG@10",
+                  "short_history_recall_at_10": "short-history users: recall@10",
+                  "long_tail_hit_rate": "long-tail items: hit rate", "long_tail_hits": "long-tail items: hits",
+                  "cold_item_hit_rate": "cold items: hit rate", "cold_item_hits": "cold items: hits",
+                  "cold_item_targets": "cold items: in the target"}
+        slice_table = pd.DataFrame({MODEL_LABELS.get(n, n): {labels[k]: v for k, v in m.items() if k in labels}
+                                    for n, m in slices.items()})
+        st.dataframe(slice_table.rename_axis("slice").reset_index().round(4), hide_index=True, width="stretch")
     speed = {key: results[key] for key in ("users_per_s_local", "users_per_s_ray") if key in results}
     if speed:
         st.caption("Batch scoring throughput: " + ", ".join(f"{key.removeprefix('users_per_s_')} "

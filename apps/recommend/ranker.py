@@ -72,6 +72,27 @@ class Ranker:
             return np.zeros(0)
         return np.asarray(self.booster.predict(cands[self.features].to_numpy(np.float64)), dtype=np.float64)
 
+    def group_effects(self, cands: pd.DataFrame, groups: Mapping[str, Sequence[str]],
+                      reference: Mapping[str, float]) -> np.ndarray:
+        """How much each feature group moved each row's score (rows x groups): the score minus the score
+        with the group's features set to ``reference`` (a typical candidate's values, e.g. the batch
+        medians). An occlusion effect: one extra prediction per row and group, where TreeSHAP
+        (``pred_contrib``) costs tens of milliseconds per row on a few hundred trees."""
+        if self.booster is None:
+            raise DataError("Ranker.fit must run before group_effects (or load a saved ranker)")
+        if cands.empty:
+            return np.zeros((0, len(groups)))
+        x = cands[self.features].to_numpy(np.float64)
+        blocks = []
+        for names in groups.values():
+            xg = x.copy()
+            for name in names:
+                if name in self.features:
+                    xg[:, self.features.index(name)] = reference.get(name, np.nan)
+            blocks.append(xg)
+        scores = np.asarray(self.booster.predict(np.vstack([x, *blocks])), dtype=np.float64).reshape(-1, len(x))
+        return (scores[0][None, :] - scores[1:]).T
+
     def save(self, out_dir: str | Path) -> None:
         if self.booster is None:
             raise DataError("Ranker.fit must run before save")

@@ -34,6 +34,7 @@ from kgfusion.apps.recommend import rule_kinds as _rule_kinds  # noqa: F401 - re
 from kgfusion.apps.recommend.business_rules import apply_business_rules
 from kgfusion.apps.recommend.candidates import FEATURES, CandidateConfig, CandidateGenerator, ItemGraph
 from kgfusion.apps.recommend.data import read_movies, read_ratings, split_by_time, to_sets
+from kgfusion.apps.recommend.explain import GROUPS as EVIDENCE_GROUPS
 from kgfusion.apps.recommend.explain import (
     Reason,
     cold_start_reasons,
@@ -127,21 +128,21 @@ class Recommender:
             cands = cands.assign(_score=self.ranker.score(cands))
             cands = cands.sort_values(["user_id", "_score", "item_id"], ascending=[True, False, True],
                                       kind="mergesort")
+            picked: list[int] = []  # candidate-frame positions of the recommended items, to explain
             for user, group in cands.groupby("user_id", sort=False):
                 top = group.head(max(POOL, 4 * k))
                 ranked = self._apply_rules(top["item_row"].to_numpy(), _sigmoid(top["_score"].to_numpy()), k)
-                feats = top.set_index("item_row")
+                position = dict(zip(top["item_row"].to_numpy().tolist(), range(len(top)), strict=True))
                 rows = []
                 for it in ranked:
                     row = int(it.item["_row"])
-                    entry = {"row": row, "score": float(it.score), "cold": False, "rules": it.evidence}
-                    if explain:
-                        f = feats.loc[row]
-                        entry["reasons"] = known_user_reasons(gen=gen, titles=self._titles, user=int(user), row=row,
-                                                              features={c: float(f[c]) for c in FEATURES},
-                                                              score=float(f["_score"]))
-                    rows.append(entry)
+                    rows.append({"row": row, "score": float(it.score), "cold": False, "rules": it.evidence,
+                                 "_at": len(picked)})
+                    picked.append(group.index[position[row]])
                 out[int(user)] = rows
+            if explain and picked:
+                reference = cands[self.ranker.features].median(numeric_only=True).to_dict()
+                self._explain_known(cands.loc[picked], out, reference)
         for user in users:
             if user in out:
                 continue
@@ -158,6 +159,25 @@ class Recommender:
                 rows.append(entry)
             out[user] = rows
         return out
+
+    def _explain_known(self, chosen: pd.DataFrame, ranked: dict[int, list[dict]], reference: Mapping) -> None:
+        """Attach reasons to the ranked entries of known users; the ranker's group effects (score minus the
+        score with one evidence group at the batch's median candidate, one call for the batch) say which
+        evidence moved each score most."""
+        names = list(EVIDENCE_GROUPS)
+        contrib = self.ranker.group_effects(chosen, EVIDENCE_GROUPS, reference)
+        values = chosen[list(FEATURES)].to_numpy(np.float64)
+        scores = chosen["_score"].to_numpy(np.float64)
+        users = chosen["user_id"].to_numpy()
+        for entries in ranked.values():
+            for e in entries:
+                at = e.pop("_at", None)
+                if at is None:
+                    continue
+                e["reasons"] = known_user_reasons(
+                    gen=self.generator, titles=self._titles, user=int(users[at]), row=e["row"],
+                    features=dict(zip(FEATURES, values[at].tolist(), strict=True)), score=float(scores[at]),
+                    contrib=dict(zip(names, contrib[at].tolist(), strict=True)))
 
     def recommend_lists(self, user_ids: Sequence[int], k: int = 10) -> dict[int, list[int]]:
         """user -> ranked item ids (no explanations; for the metrics)."""
@@ -286,8 +306,12 @@ def evaluate_lists(recs: Mapping[int, Sequence[int]], target: pd.DataFrame, hist
 def fit_and_evaluate(ratings: pd.DataFrame, items: pd.DataFrame, graph: ItemGraph | None,
                      embeddings: np.ndarray | None, rules: RuleBase, *, config: CandidateConfig | None = None,
                      rounds: int = 300, seed: int = 13, k: int = 10, progress: bool = False,
-                     apply_rules: bool = True) -> tuple[Recommender, dict[str, float]]:
-    """Steps 1-3 of the module docstring; returns the recommender fitted on the history + its metrics."""
+                     apply_rules: bool = True, features: Sequence[str] = FEATURES,
+                     recs_out: dict[int, list[int]] | None = None) -> tuple[Recommender, dict[str, float]]:
+    """Steps 1-3 of the module docstring; returns the recommender fitted on the history + its metrics.
+
+    ``features``: the ranker's feature columns (a subset of FEATURES, for ablations); ``recs_out``, if
+    given, receives the validation lists (user -> top-k item ids) for slice metrics."""
     config = config or CandidateConfig(seed=seed)
     history, target = split_by_time(ratings, frac=0.2)
     inner_hist, inner_target = split_by_time(history, frac=0.2)
@@ -296,7 +320,7 @@ def fit_and_evaluate(ratings: pd.DataFrame, items: pd.DataFrame, graph: ItemGrap
     train_users = sorted(set(inner_target["userId"]))
     cands = gen.candidates(train_users)
     labels = label_candidates(cands, to_sets(inner_target))
-    ranker = Ranker(list(FEATURES), rounds=rounds, seed=seed).fit(cands, labels)
+    ranker = Ranker(list(features), rounds=rounds, seed=seed).fit(cands, labels)
     fit_s = time.perf_counter() - t0
     if progress:
         print(f"  ranker: {ranker.info['train_users']} users, {ranker.info['train_rows']} rows, candidate recall "
@@ -309,6 +333,8 @@ def fit_and_evaluate(ratings: pd.DataFrame, items: pd.DataFrame, graph: ItemGrap
     recs = rec.recommend_lists(users, k=k)
     rec_s = time.perf_counter() - t1
     metrics = evaluate_lists(recs, target, history, items, k)
+    if recs_out is not None:
+        recs_out.update(recs)
     val_cands = gen_val.candidates(users)
     hits = label_candidates(val_cands, to_sets(target)).sum()
     metrics.update({"candidate_recall": float(hits / max(1, len(target))),

@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kgfusion.apps.recommend.candidates import FEATURES, CandidateConfig, CandidateGenerator, ItemGraph
+from kgfusion.apps.recommend.baselines import EASE, RP3beta
+from kgfusion.apps.recommend.candidates import (
+    FEATURES,
+    SOURCES,
+    CandidateConfig,
+    CandidateGenerator,
+    ItemGraph,
+)
 from kgfusion.core.errors import ConfigError, DataError
 from tests.apps.recommend.synthetic import synthetic_data
 
@@ -48,7 +55,7 @@ def test_candidates_have_features_and_skip_seen(data):
         seen = set(data["ratings"].loc[data["ratings"]["userId"] == user, "movieId"])
         assert not seen & set(group["item_id"])
         assert group["item_id"].is_unique
-    flags = cands[[f"from_{s}" for s in ("knn", "mf", "emb", "kg", "pop")]]
+    flags = cands[[f"from_{s}" for s in SOURCES]]
     assert flags.any(axis=1).all()
     assert (cands["n_sources"] == flags.sum(axis=1)).all()
     # the text source proposes items of the user's favourite genre (keyword embeddings)
@@ -68,6 +75,42 @@ def test_state_roundtrip_gives_identical_candidates(data):
     pd.testing.assert_frame_equal(a[["user_id", "item_id"]], b[["user_id", "item_id"]])
     np.testing.assert_allclose(a["knn"], b["knn"], rtol=1e-5)
     np.testing.assert_allclose(a["emb"], b["emb"], atol=2e-3)  # float16 storage
+    for name in ("ease", "rp3", "kg", "mf"):  # EASE/RP3beta weights are float16-rounded before saving
+        np.testing.assert_array_equal(a[name], b[name])
+        np.testing.assert_array_equal(a[f"{name}_rank"], b[f"{name}_rank"])
+
+
+def test_ease_and_rp3beta_sources_score_like_the_baselines(data):
+    """With every neighbour kept, the EASE/RP3beta features are the baselines' own scores (to float16
+    rounding), and the ranks count how many unseen items score higher."""
+    ratings = data["ratings"]
+    n = len(data["items"])
+    gen = CandidateGenerator(data["items"], data["graph"], data["emb"],
+                             CandidateConfig(per_source=5, item_neighbors=n, ease_lambda=10.0)).fit(ratings)
+    cands = gen.candidates([1, 2])
+    assert cands["from_ease"].any() and cands["from_rp3"].any()
+    ease = EASE(lambdas=(10.0,)).fit(ratings)
+    rp3 = RP3beta(alphas=(0.5,), betas=(0.6,)).fit(ratings)
+    for user in (1, 2):
+        mine = cands[cands["user_id"] == user]
+        for name, model in (("ease", ease), ("rp3", rp3)):
+            full = dict(zip(model.items, model.user_scores(user), strict=True))
+            assert (mine[name] > 0).any()
+            for item, value in zip(mine["item_id"], mine[name], strict=True):
+                assert value == pytest.approx(full[item], rel=2e-3, abs=1e-4)
+        # rank 1 = the best unseen item by EASE; ranks agree with the score order
+        by_score = mine.sort_values("ease", ascending=False)
+        assert by_score["ease_rank"].is_monotonic_increasing
+        assert mine["ease_rank"].min() == 1
+
+
+def test_sources_can_be_switched_off(data):
+    gen = CandidateGenerator(data["items"], data["graph"], data["emb"],
+                             CandidateConfig(per_source=5, sources=("knn", "pop"))).fit(data["ratings"])
+    cands = gen.candidates([1])
+    assert not cands[["from_ease", "from_rp3", "from_mf", "from_emb", "from_kg"]].any().any()
+    assert cands["ease"].isna().all() and cands["rp3"].isna().all()  # not fitted: no feature either
+    assert "ease_data" not in gen.state()
 
 
 def test_bad_config_and_inputs(data):

@@ -12,6 +12,7 @@ from kgfusion.apps.recommend.metrics import (
     ndcg_at_k,
     novelty,
     recall_at_k,
+    slice_metrics,
 )
 
 
@@ -80,3 +81,18 @@ def test_evaluate_has_primary_and_optional_metrics():
     assert out["diversity"] == 0.0
     assert out["novelty"] == pytest.approx(1.0)
     assert "coverage" not in evaluate({1: [1]}, {1: {1}})
+
+
+def test_slice_metrics_count_short_history_long_tail_and_cold_items():
+    recs = {1: [10, 20, 30], 2: [40, 50, 60]}
+    relevant = {1: {10, 99}, 2: {50, 77}}
+    history_len = {1: 5, 2: 50}  # only user 1 has a short history
+    item_counts = {10: 3, 20: 100, 50: 400, 77: 2}  # 99 never in history: cold; 10 and 77: long tail
+    out = slice_metrics(recs, relevant, history_len, item_counts, k=3)
+    assert out["short_history_users"] == 1
+    assert out["short_history_recall_at_10"] == pytest.approx(0.5)  # user 1 hit 10 of {10, 99}
+    assert out["long_tail_targets"] == 2 and out["long_tail_hits"] == 1  # 10 hit, 77 missed
+    assert out["long_tail_hit_rate"] == pytest.approx(0.5)
+    assert out["cold_item_targets"] == 1 and out["cold_item_hits"] == 0
+    cold_hit = slice_metrics({1: [99], 2: []}, relevant, history_len, item_counts, k=3)
+    assert cold_hit["cold_item_hits"] == 1 and cold_hit["cold_item_hit_rate"] == 1.0

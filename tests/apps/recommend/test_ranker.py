@@ -45,3 +45,18 @@ def test_labels_and_errors(tmp_path):
         Ranker(["x"]).score(cands)
     with pytest.raises(BundleError):
         Ranker.load(tmp_path)
+
+
+def test_group_effects_name_the_feature_that_moved_the_score():
+    cands, labels = frame()
+    ranker = Ranker(["signal", "noise"], rounds=30, params={"min_data_in_leaf": 5}).fit(cands, labels)
+    test, _ = frame(seed=2)
+    reference = {"signal": float(test["signal"].median()), "noise": float(test["noise"].median())}
+    effects = ranker.group_effects(test, {"signal": ["signal"], "noise": ["noise"]}, reference)
+    assert effects.shape == (len(test), 2)
+    assert np.abs(effects[:, 0]).mean() > 3 * np.abs(effects[:, 1]).mean()
+    strong = test["signal"].to_numpy() > np.quantile(test["signal"], 0.9)
+    assert (effects[strong, 0] > 0).all()  # a high signal pushed those scores up
+    at_reference = test.assign(signal=reference["signal"], noise=reference["noise"]).iloc[:3]
+    np.testing.assert_allclose(ranker.group_effects(at_reference, {"signal": ["signal"]}, reference), 0.0)
+    assert ranker.group_effects(test.iloc[:0], {"signal": ["signal"]}, reference).shape == (0, 1)

@@ -28,7 +28,9 @@ def page_env(tmp_path, monkeypatch):
     # recommend.json nests per-model metrics; recommend_baselines.json uses flat "<model>_<metric>" keys.
     results.write_text(json.dumps({"ndcg_at_10": 0.2, "k": 10, "users_per_s_local": 250.0, "models": {
         "kgfusion": {"ndcg_at_10": 0.2, "recall_at_10": 0.25, "fit_s": 3.0},
-        "als": {"ndcg_at_10": 0.12, "recall_at_10": 0.13}}}))
+        "als": {"ndcg_at_10": 0.12, "recall_at_10": 0.13}},
+        "slices": {"kgfusion": {"short_history_ndcg_at_10": 0.31, "cold_item_hits": 7.0, "cold_item_targets": 40.0},
+                   "ease": {"short_history_ndcg_at_10": 0.22, "cold_item_hits": 0.0, "cold_item_targets": 40.0}}}))
     (results.parent / "recommend_baselines.json").write_text(json.dumps(
         {"itemknn_ndcg_at_10": 0.11, "itemknn_recall_at_10": 0.12, "popularity_ndcg_at_10": 0.09,
          "als_ndcg_at_10": 0.5}))
@@ -57,6 +59,11 @@ def test_page_shows_history_recommendations_neighbourhood_and_metrics(page_env):
     assert metrics["model"].tolist() == ["kgfusion", "als", "itemknn", "popularity"]
     assert metrics.set_index("model").loc["als", "ndcg_at_10"] == 0.12  # recommend.json wins over baselines
     assert any("250 users/s" in c.value for c in at.caption)
+    slices = _table(at, "slice").set_index("slice")
+    assert slices.loc["cold items: hits"].tolist() == [7.0, 0.0]  # kgfusion reaches cold items, EASE cannot
+    assert list(slices.columns) == ["kgfusion", "EASE"]
+    assert slices.loc["short-history users: NDCG@10", "kgfusion"] == 0.31
+    assert any("Slices" in m.value for m in at.markdown)
 
 
 def test_new_user_gets_cold_start_and_k_follows_the_slider(page_env):
