@@ -35,7 +35,7 @@ from kgfusion.apps.medical.extract import ClinicalExtractor, build_extractor  # 
 from kgfusion.apps.medical.linking import normalize_xref  # noqa: E402
 from kgfusion.apps.medical.readers import NoteInput, read_notes  # noqa: E402
 from kgfusion.apps.medical.train import PUBLISHED, evaluate_devel  # noqa: E402
-from kgfusion.core.bundle import onnx_only, read_manifest  # noqa: E402
+from kgfusion.core.bundle import available_backends  # noqa: E402
 from kgfusion.core.data import read_conll  # noqa: E402
 from kgfusion.core.evaluate import entity_metrics  # noqa: E402
 from kgfusion.core.fileio import atomic_write_json  # noqa: E402
@@ -296,8 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     out["speed_notes"] = len(notes)
     out["speed_chars"] = sum(len(n.text) for n in notes)
     # a shipped full fine-tune keeps only its ONNX int8 model: the torch backends are not there to time
-    stripped = onnx_only(read_manifest(args.bundle))
-    out["speed_backends"] = ["onnx-int8"] if stripped else ["fp32", "int8", "onnx-int8"]
+    out["speed_backends"] = available_backends(args.bundle)
     for backend in out["speed_backends"]:
         pred = Predictor.from_bundle(args.bundle, backend=backend)
         ex = build_extractor(MedicalConfig(backend=backend, link_encoder=args.link_encoder), data, predictor=pred)

@@ -45,7 +45,7 @@ FEATURES = (
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "knn": ("knn", "knn_rank", "knn_rel"), "mf": ("mf", "mf_rank"), "emb": ("emb", "emb_rank", "emb_recent"),
     "kg": ("kg", "kg_rank", "genre_aff"), "ease": ("ease", "ease_rank"), "rp3": ("rp3", "rp3_rank"),
-    "pop": ("pop_log", "pop_recent_log", "item_age_years", "first_seen_days"),
+    "pop": ("pop_log", "pop_recent_log", "first_seen_days", "item_age_years"),
     "user": ("hist_len_log", "n_sources"),
 }
 _DAY = 86400.0
@@ -271,7 +271,6 @@ class CandidateGenerator:
         years = pd.to_numeric(self.items["year"], errors="coerce").to_numpy(dtype=np.float64)
         self.item_year = years
         self._index = None
-        self._knn_columns: sparse.csc_matrix | None = None
         self.item_models: dict[str, sparse.csr_matrix] = {}
         self.fitted = False
 
@@ -320,7 +319,6 @@ class CandidateGenerator:
         sims = knn._nbr_sim.ravel()
         keep = sims > 0
         self.knn = sparse.csr_matrix((sims[keep], (rows[keep], cols[keep])), shape=(n_items, n_items))
-        self._knn_columns = None
         # ALS factors in catalogue coordinates (zero rows for items absent from the history)
         mf = MatrixFactorization("als", factors=cfg.mf_factors, regularization=cfg.mf_regularization,
                                  iterations=cfg.mf_iterations, threads=cfg.threads, seed=cfg.seed).fit(hist)
@@ -478,31 +476,6 @@ class CandidateGenerator:
         return out
 
     # ------------------------------------------------------------------ explanations support
-    def knn_because(self, user: int, row: int) -> tuple[int, float] | None:
-        """(history item row, similarity) contributing most kNN score to catalogue row ``row``."""
-        seen = self.seen.get(int(user))
-        if seen is None or len(seen) == 0:
-            return None
-        if self._knn_columns is None:  # column access without slicing a sparse matrix per call
-            self._knn_columns = self.knn.tocsc()
-        cols = self._knn_columns
-        lo, hi = cols.indptr[row], cols.indptr[row + 1]
-        sources, sims = cols.indices[lo:hi], cols.data[lo:hi]
-        watched = np.isin(sources, seen)
-        if not watched.any():
-            return None
-        best = int(np.argmax(np.where(watched, sims, -np.inf)))
-        return (int(sources[best]), float(sims[best])) if sims[best] > 0 else None
-
-    def emb_because(self, user: int, row: int) -> tuple[int, float] | None:
-        """(history item row, cosine) of the history item whose text embedding is closest to ``row``."""
-        seen = self.seen.get(int(user))
-        if self.embeddings is None or seen is None or len(seen) == 0:
-            return None
-        sims = self.embeddings[seen] @ self.embeddings[row]
-        best = int(np.argmax(sims))
-        return int(seen[best]), float(sims[best])
-
     def co_watchers(self, row: int, others: Sequence[int]) -> np.ndarray:
         """How many history users watched both catalogue row ``row`` and each row in ``others``."""
         others = np.asarray(others, dtype=np.int64)
@@ -551,7 +524,6 @@ class CandidateGenerator:
         self._index_history(history[history["movieId"].isin(self.item_row)])
         self.knn = sparse.csr_matrix((arrays["knn_data"], arrays["knn_indices"], arrays["knn_indptr"]),
                                      shape=(n_items, n_items))
-        self._knn_columns = None
         self.mf_items = np.asarray(arrays["mf_items"], dtype=np.float32)
         self.mf_known = np.asarray(arrays["mf_known"], dtype=bool)
         self.mf_users = {int(u): np.asarray(f, dtype=np.float32)

@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Ranker features per evidence group, in the order used when no contributions are given.
+from kgfusion.apps.recommend.candidates import FEATURE_GROUPS
+
+# Evidence groups a person reads, built from the ranker's feature groups (the collaborative sources are
+# one "co-watch" kind of evidence), in the order used when no contributions are given.
 GROUPS: dict[str, tuple[str, ...]] = {
-    "co_watch": ("knn", "knn_rank", "knn_rel", "mf", "mf_rank", "ease", "ease_rank", "rp3", "rp3_rank"),
-    "kg": ("kg", "kg_rank", "genre_aff"),
-    "embedding": ("emb", "emb_rank", "emb_recent"),
-    "popularity": ("pop_log", "pop_recent_log", "first_seen_days", "item_age_years"),
+    "co_watch": sum((FEATURE_GROUPS[s] for s in ("knn", "mf", "ease", "rp3")), ()),
+    "kg": FEATURE_GROUPS["kg"],
+    "embedding": FEATURE_GROUPS["emb"],
+    "popularity": FEATURE_GROUPS["pop"],
 }
 GROUP_NAMES = {"co_watch": "co-watch", "kg": "knowledge graph", "embedding": "text similarity",
                "popularity": "popularity/freshness"}
