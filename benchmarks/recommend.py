@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
         "baseline_selection": {n: [{**p, "inner_ndcg_at_10": round(v, 5)} for p, v in m.validation]
                                for n, m in (("ease", ease), ("rp3beta", rp3))},
         "ndcg_gain_over_best_baseline": round(main_m["ndcg_at_10"] / best - 1.0, 5),
+        "cold_item_candidate_hits": main_m["cold_item_candidate_hits"],
         "recall_at_10": round(main_m["recall_at_10"], 5),
         "best_baseline_recall_at_10": round(baselines[best_name]["recall_at_10"], 5),
         "target_met": bool(main_m["ndcg_at_10"] >= 1.08 * best
@@ -204,7 +205,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"{results['itemknn_coverage']:.4f}, vs {best_name} {results['best_baseline_coverage']:.4f}; "
           f"target met: {results['target_met']}")
     print(f"\n{'slice (validation)':<34}{'kgfusion':>10}{best_name:>10}")
-    for key in ("short_history_ndcg_at_10", "short_history_recall_at_10", "long_tail_hit_rate", "long_tail_hits",
+    for key in ("short_history_users", "short_history_ndcg_at_10", "history_le_20_users", "history_le_20_ndcg_at_10",
+                "history_le_20_recall_at_10", "long_tail_hit_rate", "long_tail_hits",
                 "cold_item_hit_rate", "cold_item_hits", "cold_item_targets"):
         print(f"{key:<34}{slices[main_name][key]:>10.4f}{slices[best_name][key]:>10.4f}")
     print(f"\n{'ablation (removed)':<24}{'ndcg@10':>10}{'delta':>10}")

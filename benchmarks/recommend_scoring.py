@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--loader", default=DEFAULT_LOADER)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="results file to merge the figures into")
     parser.add_argument("--no-write", action="store_true", help=f"Print only; do not update {RESULTS.name}.")
     args = parser.parse_args(argv)
     results = run(args.model, args.loader, args.k, args.shard_size)
@@ -85,8 +86,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"ray / local: {results['ray_vs_local']:.2f} end to end, {results['ray_vs_local_scoring']:.2f} scoring "
           f"({results['scoring_users']} users, k={args.k}, shard size {args.shard_size})")
     if not args.no_write:
-        merge_results(RESULTS, results)
-        print(f"merged into {RESULTS.relative_to(ROOT)}")
+        merge_results(args.results, results)
+        print(f"merged into {args.results}")
     return results
 
 

@@ -124,11 +124,12 @@ def evaluate(
 
 def slice_metrics(recs: Recs, relevant: Mapping[Hashable, Iterable[Hashable]],
                   history_counts: Mapping[Hashable, int], item_counts: Mapping[Hashable, int], k: int = 10,
-                  short_history: int = 10, long_tail: int = 5) -> dict[str, float]:
+                  short_history: int = 10, long_tail: int = 5, medium_history: int = 20) -> dict[str, float]:
     """The slices a user of a recommender asks about, over the same recs and target:
 
     - ``short_history_*``: NDCG@k / recall@k over users with <= ``short_history`` history items
-      (``history_counts``: user -> history length);
+      (``history_counts``: user -> history length); ``history_le_20_*`` the same for <= ``medium_history``
+      (MovieLens users rated >= 20 films, so its history-side slice of <= 10 can be empty);
     - ``long_tail_*``: target interactions on items with 1..``long_tail`` history ratings
       (``item_counts``: item -> history users): how many there are, how many the top k hit, the hit rate;
     - ``cold_item_*``: target interactions on items absent from the history (only text and the KG can
@@ -137,6 +138,9 @@ def slice_metrics(recs: Recs, relevant: Mapping[Hashable, Iterable[Hashable]],
     short = {u: rel for u, rel in relevant.items() if history_counts.get(u, 0) <= short_history}
     out = {"short_history_users": float(len(_users(short))),
            "short_history_ndcg_at_10": ndcg_at_k(recs, short, k), "short_history_recall_at_10": recall_at_k(recs, short, k)}
+    medium = {u: rel for u, rel in relevant.items() if history_counts.get(u, 0) <= medium_history}
+    out.update({"history_le_20_users": float(len(_users(medium))), "history_le_20_ndcg_at_10": ndcg_at_k(recs, medium, k),
+                "history_le_20_recall_at_10": recall_at_k(recs, medium, k)})
     for name, keep in (("long_tail", lambda c: 1 <= c <= long_tail), ("cold_item", lambda c: c == 0)):
         total = hits = 0
         for user, rel in _users(relevant):

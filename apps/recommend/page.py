@@ -205,6 +205,8 @@ else:
                     "(at most 5 history ratings) and cold target items (none in the history)")
         labels = {"short_history_ndcg_at_10": "short-history users: NDCG@10",
                   "short_history_recall_at_10": "short-history users: recall@10",
+                  "history_le_20_users": "users with at most 20 history items",
+                  "history_le_20_ndcg_at_10": "users with at most 20 history items: NDCG@10",
                   "long_tail_hit_rate": "long-tail items: hit rate", "long_tail_hits": "long-tail items: hits",
                   "cold_item_hit_rate": "cold items: hit rate", "cold_item_hits": "cold items: hits",
                   "cold_item_targets": "cold items: in the target"}

@@ -2,7 +2,8 @@
 
 Labels are 1 when the candidate is in the user's held-out items, else 0. Users without any positive
 candidate carry no ranking signal and are dropped from training. The model is saved as LightGBM's
-text format (never pickle) with the feature list in a JSON sidecar.
+text format (never pickle) with the feature list in a JSON sidecar; a loaded ranker scores through
+LightGBM's C API (apps/recommend/booster.py).
 """
 from __future__ import annotations
 
@@ -103,7 +104,8 @@ class Ranker:
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Ranker:
-        import lightgbm as lgb
+        """A scoring ranker: the booster is the C-API ``NativeBooster`` (no lightgbm/sklearn import)."""
+        from kgfusion.apps.recommend.booster import NativeBooster
 
         model_dir = Path(model_dir)
         meta, text = model_dir / "ranker.json", model_dir / "ranker.txt"
@@ -111,6 +113,6 @@ class Ranker:
             raise BundleError(f"{model_dir}: ranker.txt/ranker.json missing; retrain with `kgfusion recommend train`")
         spec = json.loads(meta.read_text(encoding="utf-8"))
         ranker = cls(spec["features"], spec["rounds"], spec["seed"], spec["params"])
-        ranker.booster = lgb.Booster(model_str=text.read_text(encoding="utf-8"))
+        ranker.booster = NativeBooster(text.read_text(encoding="utf-8"))
         ranker.info = spec.get("info", {})
         return ranker

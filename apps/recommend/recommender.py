@@ -336,8 +336,13 @@ def fit_and_evaluate(ratings: pd.DataFrame, items: pd.DataFrame, graph: ItemGrap
     if recs_out is not None:
         recs_out.update(recs)
     val_cands = gen_val.candidates(users)
-    hits = label_candidates(val_cands, to_sets(target)).sum()
+    val_labels = label_candidates(val_cands, to_sets(target))
+    hits = val_labels.sum()
+    # Cold target items (no history rating) that reach the candidate list at all, so a cold-item hit
+    # count of 0 can be told apart: never proposed, or proposed but ranked below the top k.
+    cold = ~val_cands["item_id"].isin(set(history["movieId"])).to_numpy()
     metrics.update({"candidate_recall": float(hits / max(1, len(target))),
+                    "cold_item_candidate_hits": float(val_labels[cold].sum()),
                     "candidates_per_user": float(len(val_cands) / max(1, len(users))),
                     "fit_s": fit_s + (t1 - t0 - fit_s), "users_per_s": len(users) / max(rec_s, 1e-9),
                     "seen_leak": float(sum(len(set(v) & set(map(int, items["item_id"].to_numpy()[gen_val.seen.get(u, [])])))

@@ -94,5 +94,9 @@ def test_slice_metrics_count_short_history_long_tail_and_cold_items():
     assert out["long_tail_targets"] == 2 and out["long_tail_hits"] == 1  # 10 hit, 77 missed
     assert out["long_tail_hit_rate"] == pytest.approx(0.5)
     assert out["cold_item_targets"] == 1 and out["cold_item_hits"] == 0
+    medium = slice_metrics(recs, relevant, {1: 5, 2: 20}, item_counts, k=3)  # both users have <= 20 items
+    assert medium["short_history_users"] == 1 and medium["history_le_20_users"] == 2
+    assert medium["history_le_20_recall_at_10"] == pytest.approx(0.5)  # 10 of {10, 99}, 50 of {50, 77}
+    assert out["history_le_20_users"] == 1
     cold_hit = slice_metrics({1: [99], 2: []}, relevant, history_len, item_counts, k=3)
     assert cold_hit["cold_item_hits"] == 1 and cold_hit["cold_item_hit_rate"] == 1.0

@@ -60,3 +60,36 @@ def test_group_effects_name_the_feature_that_moved_the_score():
     at_reference = test.assign(signal=reference["signal"], noise=reference["noise"]).iloc[:3]
     np.testing.assert_allclose(ranker.group_effects(at_reference, {"signal": ["signal"]}, reference), 0.0)
     assert ranker.group_effects(test.iloc[:0], {"signal": ["signal"]}, reference).shape == (0, 1)
+
+
+def test_a_loaded_ranker_scores_like_lightgbm_without_importing_it(tmp_path):
+    """The C-API booster gives lightgbm's own scores (missing values too), pickles, rejects bad shapes,
+    and a fresh process that loads and scores never imports lightgbm or scikit-learn (their import is
+    most of a model load)."""
+    import pickle
+    import subprocess
+    import sys
+
+    import lightgbm as lgb
+
+    from kgfusion.apps.recommend.booster import NativeBooster
+
+    cands, labels = frame()
+    Ranker(["signal", "noise"], rounds=20, params={"min_data_in_leaf": 5}).fit(cands, labels).save(tmp_path)
+    text = (tmp_path / "ranker.txt").read_text()
+    x = np.random.default_rng(3).normal(size=(500, 2))
+    x[::5, 0] = np.nan
+    native = NativeBooster(text)
+    expected = lgb.Booster(model_str=text).predict(x)
+    np.testing.assert_array_equal(native.predict(x), expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(native)).predict(x), expected)
+    assert native.predict(np.zeros((0, 2))).shape == (0,)
+    with pytest.raises(BundleError, match="expects 2 features"):
+        native.predict(np.zeros((3, 5)))
+    with pytest.raises(BundleError, match="LightGBM"):
+        NativeBooster("not a model")
+    probe = ("import sys; import numpy as np; from kgfusion.apps.recommend.ranker import Ranker; "
+             f"r = Ranker.load({str(tmp_path)!r}); r.booster.predict(np.zeros((2, 2))); "
+             "print(sorted(m for m in ('lightgbm', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

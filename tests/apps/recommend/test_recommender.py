@@ -36,6 +36,7 @@ def test_metrics_are_in_range_and_nothing_seen_leaks(setup):
     for key in ("ndcg_at_10", "recall_at_10", "map_at_10", "coverage", "diversity", "candidate_recall"):
         assert 0.0 <= m[key] <= 1.0
     assert m["seen_leak"] == 0.0
+    assert m["cold_item_candidate_hits"] >= 0 and float(m["cold_item_candidate_hits"]).is_integer()
     assert m["users_evaluated"] == 24
 
 
