@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from kgfusion.core.data import TextExample, TokenExample
 from kgfusion.core.errors import ConfigError
@@ -105,6 +106,6 @@ def term_swap(examples: Sequence[TextExample], terms: Sequence[str], *, rate: fl
 
             text = pattern.sub(swap, e.text)
             if text != e.text:
-                out.append(TextExample(text, e.label, next_row))
+                out.append(replace(e, text=text, row=next_row))  # keeps the label and the head
                 next_row += 1
     return out

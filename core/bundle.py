@@ -9,6 +9,8 @@
     MODEL_CARD.md      data, split, metrics, licence, intended use
     [model.int8.onnx]  optional ONNX Runtime int8 export (``kgfusion model quantize --onnx``)
     [fusion.safetensors, gazetteer.tsv.gz]  CRF scores / gazetteer features of a FusedTokenModel
+    [multi-task]       a MultiTaskModel (core/multitask.py): manifest ``labels`` are the primary head's,
+                       ``extra.heads`` lists every head with its labels (primary first), ``extra.primary_head``
     [recipe.json]      the recipe that rebuilds the bundle (``kgfusion model train --recipe``)
 
 A full fine-tune is 91 MB in fp32, over the 25 MB a shipped bundle may take: ``strip_torch_weights``
@@ -24,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from kgfusion.core.errors import BundleError
+from kgfusion.core.errors import BundleError, ConfigError
 from kgfusion.core.fileio import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
 
 FORMAT = "kgfusion-bundle"
@@ -79,6 +81,14 @@ def save_bundle(
         extra.setdefault("decoder", (train_config or {}).get("decoder", "argmax"))
     if hasattr(model, "fusion_info"):  # FusedTokenModel: CRF and/or gazetteer features
         extra["fusion"] = model.fusion_info()
+    from kgfusion.core.multitask import multitask_info
+
+    heads = multitask_info(model)  # MultiTaskModel (plain or under peft): its heads and the primary one
+    if heads is not None:
+        if task != "sequence" or list(labels) != heads["heads"][heads["primary_head"]]:
+            raise BundleError(f"a multi-task bundle is task='sequence' with the primary head's labels "
+                              f"{heads['heads'][heads['primary_head']]}; got task={task!r}, labels={list(labels)}")
+        extra |= heads
     with atomic_directory(out) as tmp:
         # LoRA: peft writes the adapter plus modules_to_save (the head); full: the whole model.
         model.save_pretrained(tmp, safe_serialization=True)
@@ -216,6 +226,14 @@ class LoadedBundle:
     def task(self) -> str:
         return self.manifest.task
 
+    @property
+    def heads(self) -> dict[str, list[str]]:
+        """Multi-task bundles: head -> labels (primary first); empty for a single-head bundle."""
+        from kgfusion.core.multitask import manifest_heads
+
+        multi = manifest_heads(self.manifest.extra)
+        return multi[0] if multi else {}
+
     def metrics(self) -> dict[str, Any]:
         return json.loads((self.path / "metrics.json").read_text(encoding="utf-8"))
 
@@ -238,8 +256,16 @@ def load_bundle(bundle_dir: str | Path, merge_lora: bool = True, verify: bool = 
             f"`kgfusion model train --recipe data/recipes/{manifest.name}.json`")
     tokenizer = AutoTokenizer.from_pretrained(bundle_dir, trust_remote_code=False)
     hf_logging.disable_progress_bar()
+    from kgfusion.core.multitask import load_multitask, manifest_heads
+
     try:
-        if manifest.method == "lora":
+        multi = manifest_heads(manifest.extra)
+    except ConfigError as exc:
+        raise BundleError(f"{bundle_dir / MANIFEST}: {exc}; rebuild the bundle") from exc
+    try:
+        if multi is not None:
+            model = load_multitask(bundle_dir, manifest.method, manifest.base, multi[0], multi[1], merge_lora)
+        elif manifest.method == "lora":
             from peft import PeftModel
 
             from kgfusion.core.models import load_base

@@ -32,6 +32,7 @@ class TextExample:
     text: str
     label: str
     row: int = 0  # 1-based line/row in the source file, for messages
+    head: str = ""  # multi-task training: the task (head) the label belongs to, e.g. "topic"
 
 
 @dataclass(frozen=True)
@@ -371,13 +372,18 @@ def label_counts(examples: Iterable) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def write_rejects(rejects: Sequence[Reject], path: str | Path) -> Path:
-    """Write rejects as CSV (source,row,reason,raw) atomically."""
-    from kgfusion.core.fileio import atomic_write_text
-
+def rejects_csv(rejects: Sequence[Reject]) -> str:
+    """Rejects as CSV text: header source,row,reason,raw."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["source", "row", "reason", "raw"])
     for r in rejects:
         writer.writerow([r.source, r.row, r.reason, r.raw])
-    return atomic_write_text(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_rejects(rejects: Sequence[Reject], path: str | Path) -> Path:
+    """Write rejects as CSV (source,row,reason,raw) atomically."""
+    from kgfusion.core.fileio import atomic_write_text
+
+    return atomic_write_text(path, rejects_csv(rejects))

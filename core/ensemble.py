@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from kgfusion.core.errors import ConfigError
-from kgfusion.core.predict import Predictor, softmax
+from kgfusion.core.predict import SINGLE_HEAD, Predictor, softmax
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -43,6 +43,8 @@ class EnsemblePredictor(Predictor):
         self.backend, self.batch_size, self.max_length, self.stride = "ensemble", first.batch_size, \
             first.max_length, first.stride
         self.model, self._input_names = None, first._input_names
+        # one head: the members' primary heads, averaged (predict_heads answers {SINGLE_HEAD: probs})
+        self.heads, self.primary_head, self.multi_head = {SINGLE_HEAD: list(self.labels)}, SINGLE_HEAD, False
         self.gazetteer = next((m.gazetteer for m in self.members if m.gazetteer is not None), None)
         self.decoder = IOB2Decoder(self.labels, "viterbi" if decoder == "crf" else decoder) \
             if self.task == "token" else None
@@ -59,6 +61,9 @@ class EnsemblePredictor(Predictor):
             logp = [_log_softmax(x.astype(np.float64)) for x in m._logits(enc)]
             total = logp if total is None else [a + b for a, b in zip(total, logp)]
         return [t / len(self.members) for t in total]  # type: ignore[union-attr]
+
+    def _head_logits(self, enc) -> dict[str, list[np.ndarray]]:
+        return {self.primary_head: self._logits(enc)}
 
 
 def soft_targets(predictor: Predictor, examples: Sequence) -> list[np.ndarray]:

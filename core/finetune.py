@@ -7,6 +7,11 @@ for token models (core/tokenmodel.py), evaluation on the dev set each epoch with
 the primary metric (macro-F1 for sequences, entity F1 for tokens, decoded as configured). The best
 weights are restored at the end. With ``checkpoint_dir`` every epoch is checkpointed and a rerun
 resumes after the last finished epoch.
+
+Multi-task sequence classification (``heads``, core/multitask.py): one shared encoder with a head per
+task; every example is labelled for one head (``TextExample.head``), batches mix heads, each head's
+loss (times ``head_weights``) uses only its own rows, and early stopping follows ``select_on`` (the mean
+of the heads' dev macro-F1, or one head's).
 """
 from __future__ import annotations
 
@@ -73,6 +78,11 @@ class TrainConfig(ConfigBase):
     pgd_steps: int = 3
     label_smoothing: float = 0.0
     soft_weight: float = 0.5  # with soft targets: loss = (1 - w) * hard CE + w * soft CE
+    # multi-task (core/multitask.py): head name -> labels (empty list: the head's sorted training labels)
+    heads: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    primary_head: str = ""  # the head predict_proba answers with; default the first of ``heads``
+    head_weights: dict[str, float] = field(default_factory=dict)  # loss weight per head (default 1.0)
+    select_on: str = "mean"  # dev metric for early stopping: "mean" of the heads' macro-F1, or a head name
 
     def validate(self) -> None:
         check_range(self, "epochs", 1, 100)
@@ -94,6 +104,42 @@ class TrainConfig(ConfigBase):
             raise ConfigError("decoder and kg_features apply to token tasks only (task='token')")
         if self.lr is not None:
             check_range(self, "lr", 0, 1, lo_open=True)
+        self._validate_heads()
+
+    def _validate_heads(self) -> None:
+        """Multi-task fields: names and labels of the heads, the primary head, weights, the dev metric."""
+        if not self.heads:
+            for name, default in (("primary_head", ""), ("head_weights", {}), ("select_on", "mean")):
+                if getattr(self, name) != default:
+                    raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} needs heads (multi-task); "
+                                      "set heads={name: [labels]} for two or more heads")
+            return
+        from kgfusion.core.multitask import check_heads
+
+        check_heads(self.heads, "TrainConfig.heads", allow_empty_labels=True)
+        if self.task != "sequence":
+            raise ConfigError(f"TrainConfig.heads needs task='sequence' (multi-task classification), got {self.task!r}")
+        # stored as tuples, with the primary head written out: the config round-trips through sorted JSON
+        self.heads = {str(k): tuple(v) for k, v in self.heads.items()}
+        names = list(self.heads)
+        self.primary_head = self.primary_head or names[0]
+        if self.primary_head not in self.heads:
+            raise ConfigError(f"TrainConfig.primary_head={self.primary_head!r}; allowed: {names}")
+        if self.labels and self.heads[self.primary_head] and tuple(self.labels) != self.heads[self.primary_head]:
+            raise ConfigError(f"TrainConfig.labels={list(self.labels)} differ from the primary head "
+                              f"{self.primary_head!r} labels {list(self.heads[self.primary_head])}; leave labels empty")
+        if not isinstance(self.head_weights, dict):
+            raise ConfigError(f"TrainConfig.head_weights must map head names to weights, got {self.head_weights!r}")
+        for name, w in self.head_weights.items():
+            if name not in self.heads:
+                raise ConfigError(f"TrainConfig.head_weights names {name!r}; allowed: {names}")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 100:
+                raise ConfigError(f"TrainConfig.head_weights[{name!r}]={w!r}; allowed range (0, 100]")
+        if self.select_on != "mean" and self.select_on not in self.heads:
+            raise ConfigError(f"TrainConfig.select_on={self.select_on!r}; allowed: {['mean', *names]}")
+
+    def head_weight(self, name: str) -> float:
+        return float(self.head_weights.get(name, 1.0))
 
     @property
     def learning_rate(self) -> float:
@@ -128,6 +174,7 @@ class TrainResult:
     dev_metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     steps: int = 0
+    heads: dict[str, list[str]] = field(default_factory=dict)  # multi-task: head -> labels, primary first
 
 
 def set_seed(seed: int) -> None:
@@ -144,22 +191,30 @@ def infer_labels(task: Task, examples: Sequence) -> list[str]:
     return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
 
 
-def build_model(config: TrainConfig, labels: list[str], n_features: int = 0):
+def build_model(config: TrainConfig, labels: list[str], n_features: int = 0,
+                heads: dict[str, list[str]] | None = None):
     """Base encoder with a fresh head; wrapped by peft when ``method='lora'`` (head kept in full), and
-    in a FusedTokenModel when the recipe adds a CRF or gazetteer features."""
+    in a FusedTokenModel when the recipe adds a CRF or gazetteer features. ``heads`` (name -> labels,
+    the primary head first): a MultiTaskModel with one head per task instead (core/multitask.py)."""
     from kgfusion.core.models import load_base
 
-    model, tokenizer = load_base(config.base, task=config.task, labels=labels)
+    if heads:
+        from kgfusion.core.multitask import build_multitask_model
+
+        model, tokenizer = build_multitask_model(config.base, heads, config.primary_head)
+    else:
+        model, tokenizer = load_base(config.base, task=config.task, labels=labels)
     if config.method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
         lora = LoraConfig(
-            task_type=TaskType.SEQ_CLS if config.task == "sequence" else TaskType.TOKEN_CLS,
+            # a MultiTaskModel is no transformers task model: plain PeftModel, every head kept in full
+            task_type=None if heads else TaskType.SEQ_CLS if config.task == "sequence" else TaskType.TOKEN_CLS,
             r=config.lora_r,
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
             target_modules=list(config.lora_targets),
-            modules_to_save=["classifier"],
+            modules_to_save=[f"classifiers.{h}" for h in heads] if heads else ["classifier"],
         )
         model = get_peft_model(model, lora)
     if config.fused:
@@ -208,6 +263,43 @@ def encode_examples(task: Task, examples: Sequence, tokenizer, label2id: dict[st
     return feats
 
 
+def resolve_heads(config: TrainConfig, examples: Sequence[TextExample]) -> dict[str, list[str]]:
+    """The heads of a multi-task config with their labels (an empty list: the head's sorted training
+    labels), primary first; every example must name one of them (``TextExample.head``)."""
+    from kgfusion.core.multitask import check_heads, ordered_heads
+
+    seen: dict[str, set[str]] = {name: set() for name in config.heads}
+    for e in examples:
+        if not isinstance(e, TextExample):
+            raise DataError(f"multi-task training takes TextExample rows, got {type(e).__name__} (row {e.row})")
+        if e.head not in seen:
+            raise DataError(f"row {e.row}: head {e.head!r} is not one of the heads {list(config.heads)}; "
+                            "set TextExample.head to the task the row is labelled for")
+        seen[e.head].add(e.label)
+    empty = [name for name, labels in seen.items() if not labels]
+    if empty:
+        raise DataError(f"no training rows for head(s) {empty}; every head needs labelled rows")
+    heads = {name: list(labels) or sorted(seen[name]) for name, labels in config.heads.items()}
+    check_heads(heads, "TrainConfig.heads")
+    return ordered_heads(heads, config.primary_head)
+
+
+def encode_head_examples(examples: Sequence[TextExample], tokenizer, heads: dict[str, list[str]],
+                         max_length: int) -> list[dict]:
+    """Tokenize multi-task rows: ``labels`` is the id within the row's head, ``head`` the head's index."""
+    index = {name: i for i, name in enumerate(heads)}
+    label2id = {name: {lab: i for i, lab in enumerate(labels)} for name, labels in heads.items()}
+    enc = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)
+    feats = []
+    for i, e in enumerate(examples):
+        if e.head not in index:
+            raise DataError(f"row {e.row}: head {e.head!r} is not one of the heads {list(heads)}")
+        if e.label not in label2id[e.head]:
+            raise DataError(f"row {e.row}: label {e.label!r} not in head {e.head!r} labels {heads[e.head]}")
+        feats.append({k: enc[k][i] for k in enc} | {"labels": label2id[e.head][e.label], "head": index[e.head]})
+    return feats
+
+
 def _class_weights(task: Task, feats: list[dict], n_labels: int) -> torch.Tensor:
     counts: Counter[int] = Counter()
     for f in feats:
@@ -230,6 +322,23 @@ def _loss(task: Task, logits: torch.Tensor, labels: torch.Tensor, weights: torch
     w = example_weights.unsqueeze(1).expand(labels.shape).reshape(-1) if labels.ndim == 2 else example_weights
     valid = (gold >= 0).float() * w
     return (per * valid).sum() / valid.sum().clamp(min=1e-9)
+
+
+def _multitask_loss(head_logits: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], config: TrainConfig,
+                    weights: list[torch.Tensor] | None) -> torch.Tensor:
+    """Sum over the heads present in the batch of head weight x that head's loss on its own rows."""
+    gold, which, per_row = batch["labels"], batch["head"], batch.get("weight")
+    total: torch.Tensor | None = None
+    for i, (name, logits) in enumerate(head_logits.items()):
+        rows = which == i
+        if not bool(rows.any()):
+            continue
+        loss = _loss("sequence", logits[rows], gold[rows], weights[i] if weights is not None else None,
+                     config.label_smoothing, per_row[rows] if per_row is not None else None)
+        total = config.head_weight(name) * loss if total is None else total + config.head_weight(name) * loss
+    if total is None:
+        raise DataError("a training batch holds no row of any head")
+    return total
 
 
 def _soft_loss(logits: torch.Tensor, soft: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -314,18 +423,23 @@ class _EmbeddingAdversary:
         self.handle.remove()
 
 
+NOT_INPUTS = ("labels", "soft", "weight", "head")  # feature keys that are targets, not model inputs
+
+
 def _model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in batch.items() if k not in ("labels", "soft", "weight")}
+    return {k: v for k, v in batch.items() if k not in NOT_INPUTS}
 
 
 @torch.inference_mode()
-def predict_logits(model, feats: list[dict], pad_id: int, batch_size: int = 64) -> list[np.ndarray]:
-    """Logits per example (unpadded for tokens), in input order."""
+def predict_logits(model, feats: list[dict], pad_id: int, batch_size: int = 64,
+                   head: str | None = None) -> list[np.ndarray]:
+    """Logits per example (unpadded for tokens), in input order; ``head``: that head of a MultiTaskModel."""
     model.eval()
     out: list[np.ndarray | None] = [None] * len(feats)
     for batch in length_sorted_batches([len(f["input_ids"]) for f in feats], batch_size):
-        inputs = pad_batch([{k: v for k, v in feats[i].items() if k not in ("labels", "soft")} for i in batch], pad_id)
-        logits = model(**inputs).logits.float().cpu().numpy()
+        inputs = pad_batch([{k: v for k, v in feats[i].items() if k not in NOT_INPUTS} for i in batch], pad_id)
+        result = model(**inputs)
+        logits = (result.head_logits[head] if head else result.logits).float().cpu().numpy()
         for row, i in enumerate(batch):
             out[i] = logits[row] if logits.ndim == 2 else logits[row, : len(feats[i]["input_ids"])]
     return out  # type: ignore[return-value]
@@ -356,6 +470,26 @@ def evaluate_features(task: Task, model, feats: list[dict], labels: list[str], p
         true_seqs.append([labels[f["labels"][j]] for j in keep])
         pred_seqs.append([labels[k] for k in dec.decode(lg[keep])] if keep else [])
     return entity_metrics(true_seqs, pred_seqs)
+
+
+def evaluate_heads(model, feats: list[dict], heads: dict[str, list[str]], pad_id: int,
+                   select_on: str = "mean") -> dict[str, Any]:
+    """Per-head metrics, each on its own rows, under ``heads``; ``macro_f1``/``accuracy`` at the top are
+    the mean over the heads (``select_on='mean'``) or the selected head's: what early stopping follows."""
+    per: dict[str, dict[str, Any]] = {}
+    for i, (name, labels) in enumerate(heads.items()):
+        rows = [f for f in feats if f["head"] == i]
+        if not rows:
+            raise DataError(f"no dev rows for head {name!r}: early stopping needs every head's dev split")
+        logits = predict_logits(model, rows, pad_id, head=name)
+        per[name] = classification_metrics([labels[f["labels"]] for f in rows],
+                                           [labels[int(np.argmax(lg))] for lg in logits], labels)
+
+    def pick(key: str) -> float:
+        return float(np.mean([m[key] for m in per.values()])) if select_on == "mean" else float(per[select_on][key])
+
+    return {"primary": "macro_f1", "macro_f1": pick("macro_f1"), "accuracy": pick("accuracy"), "n": len(feats),
+            "select_on": select_on, "heads": per}
 
 
 def _param_groups(model, config: TrainConfig) -> list[dict[str, Any]]:
@@ -449,29 +583,40 @@ def train(
         raise DataError("no dev examples: early stopping and the model card need a dev split")
     if config.kg_features and gazetteer is None:
         raise ConfigError("kg_features=True needs gazetteer= (a core.features.TokenGazetteer)")
+    if config.heads and soft_targets is not None:
+        raise ConfigError("soft_targets are not supported with multi-task heads yet; use example_weights")
     for name, seq in (("soft_targets", soft_targets), ("example_weights", example_weights),
                       ("train_word_features", train_word_features)):
         if seq is not None and len(seq) != len(train_examples):
             raise DataError(f"{name} has {len(seq)} rows for {len(train_examples)} training examples")
     set_seed(config.seed)
-    labels = list(config.labels) or infer_labels(config.task, train_examples)
+    heads = resolve_heads(config, train_examples) if config.heads else None
+    labels = heads[config.primary_head] if heads else list(config.labels) or infer_labels(config.task, train_examples)
     if config.task == "token" and "O" not in labels:
         raise ConfigError(f"token labels must include 'O'; got {labels}")
     label2id = {lab: i for i, lab in enumerate(labels)}
     gaz = gazetteer if config.kg_features else None
-    model, tokenizer = build_model(config, labels, n_features=gaz.n_features if gaz is not None else 0)
+    model, tokenizer = build_model(config, labels, n_features=gaz.n_features if gaz is not None else 0, heads=heads)
     if gaz is not None:
         model.gazetteer = gaz  # saved inside the bundle: inference computes the same features
-    train_feats = encode_examples(config.task, train_examples, tokenizer, label2id, config.max_length,
-                                  gaz if train_word_features is None else _FixedFeatures(train_word_features))
-    dev_feats = encode_examples(config.task, dev_examples, tokenizer, label2id, config.max_length, gaz)
+    if heads:
+        train_feats = encode_head_examples(train_examples, tokenizer, heads, config.max_length)  # type: ignore[arg-type]
+        dev_feats = encode_head_examples(dev_examples, tokenizer, heads, config.max_length)  # type: ignore[arg-type]
+    else:
+        train_feats = encode_examples(config.task, train_examples, tokenizer, label2id, config.max_length,
+                                      gaz if train_word_features is None else _FixedFeatures(train_word_features))
+        dev_feats = encode_examples(config.task, dev_examples, tokenizer, label2id, config.max_length, gaz)
     if soft_targets is not None:
         _attach_soft(config.task, train_feats, soft_targets, len(labels))
     if example_weights is not None:
         for f, w in zip(train_feats, example_weights):
             f["weight"] = float(w)
     pad_id = tokenizer.pad_token_id or 0
-    weights = _class_weights(config.task, train_feats, len(labels)) if config.class_weights == "balanced" else None
+    weights: Any = None
+    if config.class_weights == "balanced":
+        weights = ([_class_weights("sequence", [f for f in train_feats if f["head"] == i], len(labs))
+                    for i, labs in enumerate(heads.values())] if heads
+                   else _class_weights(config.task, train_feats, len(labels)))
 
     rng = random.Random(config.seed)
     steps_per_epoch = math.ceil(len(train_feats) / config.batch_size)
@@ -510,13 +655,21 @@ def train(
     bar = tqdm(total=total, initial=step, disable=not progress, desc=f"train {config.method}", unit="step")
     feat_rng = random.Random(config.seed + 1)
 
+    def evaluate_dev() -> dict[str, Any]:
+        if heads:
+            return evaluate_heads(model, dev_feats, heads, pad_id, config.select_on)
+        return evaluate_features(config.task, model, dev_feats, labels, pad_id, config.decoder)
+
     def forward_loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         gold = batch["labels"]
         inputs = _model_inputs(batch)
         if gaz is not None and config.feature_dropout and "feature_ids" in inputs:
             drop = torch.tensor([feat_rng.random() < config.feature_dropout for _ in range(gold.shape[0])])
             inputs["feature_ids"] = inputs["feature_ids"].masked_fill(drop.unsqueeze(1), 0)
-        logits = model(**inputs).logits
+        out = model(**inputs)
+        if heads:
+            return _multitask_loss(out.head_logits, batch, config, weights)
+        logits = out.logits
         crf = getattr(model, "crf", None)
         if crf is not None:
             from kgfusion.core.decoding import gather_words, word_positions
@@ -551,11 +704,14 @@ def train(
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", epoch=epoch)
                 if config.max_steps and step >= config.max_steps:
                     break
-            dev = evaluate_features(config.task, model, dev_feats, labels, pad_id, config.decoder)
+            dev = evaluate_dev()
             record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), f"dev_{metric}": dev[metric],
                       "seconds": round(time.perf_counter() - started, 1)}
             if "accuracy" in dev:
                 record["dev_accuracy"] = dev["accuracy"]
+            for name, m in dev.get("heads", {}).items():
+                record[f"dev_{name}_macro_f1"] = m["macro_f1"]
+                record[f"dev_{name}_accuracy"] = m["accuracy"]
             history.append(record)
             log.info("epoch %d: %s", epoch, record)
             if on_epoch:
@@ -583,7 +739,7 @@ def train(
             for n, value in best_state.items():
                 params[n].copy_(value)
     model.eval()
-    dev_metrics = evaluate_features(config.task, model, dev_feats, labels, pad_id, config.decoder)
+    dev_metrics = evaluate_dev()
     return TrainResult(
         model=model,
         tokenizer=tokenizer,
@@ -593,6 +749,7 @@ def train(
         dev_metrics=dev_metrics,
         seconds=time.perf_counter() - started,
         steps=step,
+        heads=heads or {},
     )
 
 

@@ -128,14 +128,24 @@ def _evaluate_model(task, model, tokenizer, labels, examples, max_length) -> dic
     return evaluate_predictor(predictor, examples)
 
 
-def evaluate_predictor(predictor, examples: Sequence[TextExample] | Sequence[TokenExample]) -> dict[str, Any]:
-    """Metrics of a Predictor on examples (texts: accuracy/macro-F1; tokens: entity P/R/F1)."""
+def evaluate_predictor(predictor, examples: Sequence[TextExample] | Sequence[TokenExample],
+                       head: str | None = None) -> dict[str, Any]:
+    """Metrics of a Predictor on examples (texts: accuracy/macro-F1; tokens: entity P/R/F1); ``head``:
+    that head of a multi-task model (default: the primary head)."""
     if predictor.task == "sequence":
-        preds = predictor.predict([e.text for e in examples])
-        unknown = sorted({e.label for e in examples} - set(predictor.labels))
+        texts = [e.text for e in examples]
+        if head is None:
+            labels, preds = predictor.labels, [p.label for p in predictor.predict(texts)]
+        else:
+            heads = getattr(predictor, "heads", {})
+            if head not in heads:
+                raise DataError(f"the model has no head {head!r}; its heads: {sorted(heads)}")
+            labels = heads[head]
+            preds = [labels[int(i)] for i in predictor.predict_heads(texts)[head].argmax(axis=1)] if texts else []
+        unknown = sorted({e.label for e in examples} - set(labels))
         if unknown:
-            raise DataError(f"gold labels {unknown} are not among the model's labels {predictor.labels}")
-        return classification_metrics([e.label for e in examples], [p.label for p in preds], predictor.labels)
+            raise DataError(f"gold labels {unknown} are not among the model's labels {labels}")
+        return classification_metrics([e.label for e in examples], preds, labels)
     texts, word_spans = [], []
     for e in examples:
         text, spans, pos = "", [], 0

@@ -62,7 +62,24 @@ class OnnxModel:
 
     def __call__(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None,
                  feature_ids: Any = None) -> np.ndarray:
-        """Return float32 logits; only the inputs the graph declares are fed."""
+        """Return float32 logits (output ``logits``, else the first output: a multi-head model's primary
+        head); only the inputs the graph declares are fed."""
+        feed = self._feed(input_ids, attention_mask, token_type_ids, feature_ids)
+        (logits,) = self.session.run(["logits"] if "logits" in self.output_names else self.output_names[:1], feed)
+        return logits
+
+    def run_outputs(self, names: list[str] | None = None, *, input_ids: Any, attention_mask: Any,
+                    token_type_ids: Any = None, feature_ids: Any = None) -> dict[str, np.ndarray]:
+        """Several outputs from one run (a multi-head model: ``logits_<head>``); default every output."""
+        names = list(names) if names is not None else list(self.output_names)
+        missing = [n for n in names if n not in self.output_names]
+        if missing:
+            raise BundleError(f"{self.path} has no output(s) {missing}; it has {self.output_names}. Re-export it "
+                              "with `kgfusion model quantize BUNDLE --onnx`")
+        feed = self._feed(input_ids, attention_mask, token_type_ids, feature_ids)
+        return dict(zip(names, self.session.run(names, feed)))
+
+    def _feed(self, input_ids: Any, attention_mask: Any, token_type_ids: Any, feature_ids: Any) -> dict[str, np.ndarray]:
         ids = _as_int64(input_ids)
         if ids.ndim != 2:
             raise DataError(f"input_ids must be 2-D (batch, seq), got shape {ids.shape}")
@@ -76,8 +93,7 @@ class OnnxModel:
         missing = [name for name in self.input_names if name not in given]
         if missing:
             raise BundleError(f"{self.path} expects inputs {missing} that OnnxModel cannot supply")
-        (logits,) = self.session.run(["logits"] if "logits" in self.output_names else self.output_names[:1], feed)
-        return logits
+        return feed
 
     def __repr__(self) -> str:
         return f"OnnxModel({str(self.path)!r}, num_threads={self.num_threads}, inputs={self.input_names})"

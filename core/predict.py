@@ -6,6 +6,11 @@ Inputs are tokenized once, split into overlapping windows when longer than ``max
 length and padded per batch. Classification aggregates window probabilities (weighted by window
 length); token classification keeps, for every word, the window where it sits most central, and
 returns spans with character offsets into the input text.
+
+Multi-task bundles (core/multitask.py: one encoder, a head per task) answer every head from one forward
+pass: ``predict_heads(texts) -> {"sentiment": probs, "topic": probs}``; ``predict_proba``/``predict``
+give the primary head, so code written for one classifier keeps working. A single-head model has one
+head, named ``SINGLE_HEAD``.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from kgfusion.core.errors import BundleError, ConfigError
 
 Backend = Literal["fp32", "int8", "onnx-int8"]
 BACKENDS: tuple[str, ...] = ("fp32", "int8", "onnx-int8")
+SINGLE_HEAD = "label"  # the name predict_heads gives the one head of a single-head model
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,11 @@ class Predictor:
         decoder: str = "argmax",
         decoder_scores: dict[str, np.ndarray] | None = None,
         gazetteer=None,
+        heads: dict[str, Sequence[str]] | None = None,
+        primary_head: str = "",
     ) -> None:
+        """``heads``/``primary_head``: a multi-task model's heads (name -> labels) and the head ``labels``
+        belong to; read from a MultiTaskModel itself, needed for onnx-int8 (``from_bundle`` passes them)."""
         if backend not in BACKENDS:
             raise ConfigError(f"backend={backend!r}; allowed: {list(BACKENDS)}")
         stride = min(32, max_length // 4) if stride is None else stride
@@ -75,6 +85,7 @@ class Predictor:
         self.tokenizer = tokenizer
         self.labels = list(labels)
         self.task = task
+        self._set_heads(model, heads, primary_head)
         self.backend = backend
         self.batch_size = batch_size
         self.max_length = max_length
@@ -110,6 +121,25 @@ class Predictor:
             self.model = model
             self._input_names = [n for n in self._input_names if _accepts(model, n)]
 
+    def _set_heads(self, model, heads: dict[str, Sequence[str]] | None, primary: str) -> None:
+        from kgfusion.core.multitask import multitask_info, ordered_heads
+
+        info = multitask_info(model) if model is not None else None
+        if info is not None and heads is None:
+            heads, primary = info["heads"], primary or info["primary_head"]
+        self.multi_head = bool(heads)
+        if not heads:
+            self.heads: dict[str, list[str]] = {SINGLE_HEAD: list(self.labels)}
+            self.primary_head = SINGLE_HEAD
+            return
+        if self.task != "sequence":
+            raise ConfigError(f"a multi-head model classifies sequences; task={self.task!r}")
+        self.heads = ordered_heads(heads, primary)
+        self.primary_head = next(iter(self.heads))
+        if self.labels != self.heads[self.primary_head]:
+            raise ConfigError(f"labels {self.labels} differ from the primary head {self.primary_head!r} labels "
+                              f"{self.heads[self.primary_head]}")
+
     @classmethod
     def from_bundle(cls, bundle_dir: str | Path, backend: Backend = "fp32", **kwargs) -> Predictor:
         from kgfusion.core.bundle import ONNX_INT8, load_bundle, read_manifest
@@ -119,11 +149,16 @@ class Predictor:
             from transformers import AutoTokenizer
 
             from kgfusion.core.bundle import verify_bundle
+            from kgfusion.core.multitask import manifest_heads
 
             manifest = verify_bundle(bundle_dir)
             tokenizer = AutoTokenizer.from_pretrained(bundle_dir, trust_remote_code=False)
             kwargs.setdefault("max_length", max(manifest.max_length, 128))
             kwargs.setdefault("decoder", manifest.extra.get("decoder", "argmax"))
+            multi = manifest_heads(manifest.extra)
+            if multi is not None:
+                kwargs.setdefault("heads", multi[0])
+                kwargs.setdefault("primary_head", multi[1])
             if manifest.task == "token":
                 from kgfusion.core.tokenmodel import load_decoder_scores, load_gazetteer
 
@@ -170,33 +205,64 @@ class Predictor:
                 for w, sample in enumerate(enc["overflow_to_sample_mapping"])]
 
     def _logits(self, enc) -> list[np.ndarray]:
-        """Logits per window (unpadded), computed in length-sorted batches."""
+        """Logits per window (unpadded) of the primary head, computed in length-sorted batches."""
+        return self._head_logits(enc)[self.primary_head]
+
+    def _head_logits(self, enc) -> dict[str, list[np.ndarray]]:
+        """Every head's logits per window (unpadded), from one forward pass per length-sorted batch."""
         ids = enc["input_ids"]
-        out: list[np.ndarray | None] = [None] * len(ids)
+        out: dict[str, list[np.ndarray | None]] = {h: [None] * len(ids) for h in self.heads}
         names = [n for n in self._input_names if n in enc]
         for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
             feats = [{n: enc[n][i] for n in names} for i in batch]
             inputs = pad_batch(feats, self.tokenizer.pad_token_id or 0)
-            if self.model is None:
-                logits = self._onnx(**{k: v.numpy() for k, v in inputs.items()})
-            else:
-                with torch.inference_mode():
-                    logits = self.model(**inputs).logits.float().numpy()
-            for row, i in enumerate(batch):
-                out[i] = logits[row] if logits.ndim == 2 else logits[row, : len(ids[i])]
+            for head, logits in self._forward(inputs).items():
+                for row, i in enumerate(batch):
+                    out[head][i] = logits[row] if logits.ndim == 2 else logits[row, : len(ids[i])]
         return out  # type: ignore[return-value]
+
+    def _forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        """One batch through the model: logits per head name."""
+        if self.model is None:
+            arrays = {k: v.numpy() for k, v in inputs.items()}
+            if not self.multi_head:
+                return {self.primary_head: self._onnx(**arrays)}
+            from kgfusion.core.multitask import ONNX_OUTPUT_PREFIX
+
+            got = self._onnx.run_outputs([ONNX_OUTPUT_PREFIX + h for h in self.heads], **arrays)
+            return {h: got[ONNX_OUTPUT_PREFIX + h] for h in self.heads}
+        with torch.inference_mode():
+            result = self.model(**inputs)
+        if not self.multi_head:
+            return {self.primary_head: result.logits.float().numpy()}
+        return {h: result.head_logits[h].float().numpy() for h in self.heads}
 
     # -- sequence classification ------------------------------------------------------------
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities, shape (len(texts), n_labels); long texts average their windows."""
+        """Class probabilities of the primary head, shape (len(texts), n_labels); long texts average their windows."""
         self._require("sequence")
         texts = list(texts)
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         enc = self._encode(texts)
-        logits = self._logits(enc)
-        probs = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
-        weight = np.zeros(len(texts))
+        return self._aggregate(enc, self._logits(enc), len(texts), len(self.labels))
+
+    def predict_heads(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Probabilities of every head from one forward pass: head -> (len(texts), n_labels of that head).
+        A single-head model answers ``{SINGLE_HEAD: probs}``."""
+        self._require("sequence")
+        texts = list(texts)
+        if not texts:
+            return {h: np.zeros((0, len(labs)), dtype=np.float32) for h, labs in self.heads.items()}
+        enc = self._encode(texts)
+        logits = self._head_logits(enc)
+        return {h: self._aggregate(enc, logits[h], len(texts), len(labs)) for h, labs in self.heads.items()}
+
+    @staticmethod
+    def _aggregate(enc, logits: list[np.ndarray], n_texts: int, n_labels: int) -> np.ndarray:
+        """Window probabilities averaged per text, weighted by window length."""
+        probs = np.zeros((n_texts, n_labels), dtype=np.float64)
+        weight = np.zeros(n_texts)
         for w, sample in enumerate(enc["overflow_to_sample_mapping"]):
             n = len(enc["input_ids"][w])
             probs[sample] += n * softmax(logits[w].astype(np.float64))
@@ -204,11 +270,22 @@ class Predictor:
         return (probs / weight[:, None]).astype(np.float32)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        probs = self.predict_proba(texts)
+        """The primary head's label, its probability and all probabilities, per text."""
+        return self._predictions(self.predict_proba(texts), self.labels)
+
+    def predict_multi(self, texts: Sequence[str]) -> list[dict[str, Prediction]]:
+        """Per text, every head's Prediction (one forward pass), e.g. ``[{"sentiment": ..., "topic": ...}]``."""
+        texts = list(texts)
+        probs = self.predict_heads(texts)
+        per_head = {h: self._predictions(p, self.heads[h]) for h, p in probs.items()}
+        return [{h: preds[i] for h, preds in per_head.items()} for i in range(len(texts))]
+
+    @staticmethod
+    def _predictions(probs: np.ndarray, labels: list[str]) -> list[Prediction]:
         out = []
         for row in probs:
             best = int(np.argmax(row))
-            out.append(Prediction(self.labels[best], float(row[best]), dict(zip(self.labels, map(float, row)))))
+            out.append(Prediction(labels[best], float(row[best]), dict(zip(labels, map(float, row)))))
         return out
 
     # -- token classification ---------------------------------------------------------------
@@ -285,6 +362,14 @@ class Predictor:
 
 
 def _accepts(model, name: str) -> bool:
+    """Whether ``model.forward`` takes ``name``; a plain peft wrapper (``**kwargs``) passes on to its base."""
     import inspect
 
-    return name in inspect.signature(model.forward).parameters
+    params = inspect.signature(model.forward).parameters
+    if name in params:
+        return True
+    base = getattr(model, "get_base_model", None)
+    if callable(base) and any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        inner = base()
+        return inner is not model and _accepts(inner, name)
+    return False

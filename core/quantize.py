@@ -6,7 +6,8 @@ Two routes to a smaller, faster CPU model from a fine-tuned Hugging Face classif
 * torch: ``quantize_dynamic_int8(model)`` -> int8 ``nn.Linear`` weights, activations quantized per
   batch at run time; ``save_int8`` / ``load_int8`` store it as safetensors (int8 tensors + scales).
 * ONNX: ``export_onnx(model, tokenizer, path, task)`` -> fp32 graph with dynamic batch/sequence axes,
-  ``quantize_onnx_int8(path, out)`` -> int8 MatMul weights, run with ``OnnxModel(path)``.
+  ``quantize_onnx_int8(path, out)`` -> int8 MatMul weights, run with ``OnnxModel(path)``. A multi-task
+  model (core/multitask.py) exports one output per head, ``logits_<head>`` (primary first).
 
 onnx/onnxruntime are the optional extra ``kgfusion[onnx]``, imported only when used.
 """
@@ -271,18 +272,22 @@ def _forward_inputs(model, tokenizer) -> list[str]:
     return names
 
 
-def _logits_wrapper(model, names: list[str]):
+def _logits_wrapper(model, names: list[str], heads: list[str] | None = None):
     import torch
 
     class LogitsOnly(torch.nn.Module):
-        """Positional tensors -> keyword call -> logits (the tracer wants a tensor, not a ModelOutput)."""
+        """Positional tensors -> keyword call -> logits (the tracer wants a tensor, not a ModelOutput);
+        with ``heads`` a tuple of every head's logits."""
 
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
         def forward(self, *tensors):
-            return self.model(**dict(zip(names, tensors, strict=True)), return_dict=True).logits
+            out = self.model(**dict(zip(names, tensors, strict=True)), return_dict=True)
+            if heads:
+                return tuple(out.head_logits[h] for h in heads)
+            return out.logits
 
     return LogitsOnly().eval()
 
@@ -299,11 +304,12 @@ def _dummy_inputs(tokenizer, names: list[str]):
     return tuple(enc[n] if n in enc else enc["input_ids"].new_zeros(enc["input_ids"].shape) for n in names)
 
 
-def _export_legacy(wrapper, args, names, tmp: str, task: Task, opset: int) -> None:
+def _export_legacy(wrapper, args, names, tmp: str, task: Task, opset: int, outputs: list[str]) -> None:
     import torch
 
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
-    axes["logits"] = {0: "batch", 1: "sequence"} if task == "token" else {0: "batch"}
+    for out in outputs:
+        axes[out] = {0: "batch", 1: "sequence"} if task == "token" else {0: "batch"}
     with warnings.catch_warnings():
         # Deprecation + TracerWarnings from HF's mask shortcuts: the result is checked numerically below.
         warnings.simplefilter("ignore")
@@ -312,7 +318,7 @@ def _export_legacy(wrapper, args, names, tmp: str, task: Task, opset: int) -> No
             args,
             tmp,
             input_names=names,
-            output_names=["logits"],
+            output_names=outputs,
             dynamic_axes=axes,
             opset_version=opset,
             do_constant_folding=True,
@@ -320,7 +326,7 @@ def _export_legacy(wrapper, args, names, tmp: str, task: Task, opset: int) -> No
         )
 
 
-def _export_dynamo(wrapper, args, names, tmp: str, opset: int) -> None:
+def _export_dynamo(wrapper, args, names, tmp: str, opset: int, outputs: list[str]) -> None:
     import torch
 
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
@@ -330,7 +336,7 @@ def _export_dynamo(wrapper, args, names, tmp: str, opset: int) -> None:
             wrapper,
             args,
             input_names=names,
-            output_names=["logits"],
+            output_names=outputs,
             # one entry: the wrapper's *tensors varargs, itself a tuple of per-input specs
             dynamic_shapes=(tuple({0: batch, 1: seq} for _ in names),),
             opset_version=opset,
@@ -350,7 +356,8 @@ def export_onnx(
     exporter: Literal["auto", "legacy", "dynamo"] = "auto",
     verify: bool = True,
 ) -> Path:
-    """Export a fp32 classifier to ONNX with dynamic batch and sequence axes; output ``logits``.
+    """Export a fp32 classifier to ONNX with dynamic batch and sequence axes; output ``logits``, or
+    ``logits_<head>`` for every head of a multi-task model (core/multitask.py, primary head first).
 
     Inputs are those of input_ids / attention_mask / token_type_ids the model takes. ``exporter``:
     "legacy" (TorchScript tracer: fast, exact for BERT), "dynamo" (torch.export), "auto" = legacy,
@@ -372,13 +379,22 @@ def export_onnx(
             "export_onnx needs the fp32 model; torch int8 layers do not export. "
             "Export fp32, then use quantize_onnx_int8."
         )
+    from kgfusion.core.multitask import ONNX_OUTPUT_PREFIX, multitask_info
+
     names = _forward_inputs(model, tokenizer)
+    info = multitask_info(model)
+    heads = list(info["heads"]) if info is not None else None
+    if heads and task != "sequence":
+        raise ConfigError(f"a multi-task model classifies sequences; pass task='sequence', not {task!r}")
+    outputs = [ONNX_OUTPUT_PREFIX + h for h in heads] if heads else ["logits"]
     was_training = model.training
     model.eval()
-    wrapper = _logits_wrapper(model, names)
+    wrapper = _logits_wrapper(model, names, heads)
     args = _dummy_inputs(tokenizer, names)
     with torch.no_grad():
-        reference = wrapper(*args)
+        references = wrapper(*args)
+    references = list(references) if heads else [references]
+    reference = references[0]
     expected_ndim = 3 if task == "token" else 2
     if reference.ndim != expected_ndim:
         raise ConfigError(
@@ -392,17 +408,17 @@ def export_onnx(
     os.close(fd)
     try:
         if exporter == "dynamo":
-            _export_dynamo(wrapper, args, names, tmp, opset)
+            _export_dynamo(wrapper, args, names, tmp, opset, outputs)
         else:
             try:
-                _export_legacy(wrapper, args, names, tmp, task, opset)
+                _export_legacy(wrapper, args, names, tmp, task, opset, outputs)
             except TypeError:  # `dynamo=False` no longer accepted: the legacy exporter was removed
                 if exporter == "legacy":
                     raise
-                _export_dynamo(wrapper, args, names, tmp, opset)
+                _export_dynamo(wrapper, args, names, tmp, opset, outputs)
         if verify:
-            got = OnnxModel(tmp, num_threads=1)(*(a.numpy() for a in args))
-            diff = float(np.abs(got - reference.numpy()).max())
+            got = OnnxModel(tmp, num_threads=1).run_outputs(outputs, **{n: a.numpy() for n, a in zip(names, args)})
+            diff = max(float(np.abs(got[o] - ref.numpy()).max()) for o, ref in zip(outputs, references))
             if diff > 1e-3:
                 raise KgfusionError(
                     f"ONNX export of {type(model).__name__} differs from torch by {diff:.2e} (> 1e-3); "

@@ -76,3 +76,69 @@ def test_finance_recipe_end_to_end(fin_data, tiny_model_dir, tmp_path):
     # the swap added copies with other company names: the training rows recorded grew
     data_info = json.loads((tmp_path / "work" / "seed-1" / "data.json").read_text())
     assert data_info["split"]["sizes"]["train"] > 96
+
+
+def _add_topic_data(root):
+    tdir = root / "datasets" / "twitter_financial_news_topic"
+    tdir.mkdir(parents=True)
+    (tdir / "labels.csv").write_text("id,name\n0,Markets\n1,Health\n2,Pharma\n")
+    words = ["stock market", "cancer patient", "aspirin drug"]
+    (tdir / "train.csv").write_text("text,label\n" + "".join(f"a {words[i % 3]} {i},{i % 3}\n" for i in range(60)))
+
+
+def test_finance_recipe_trains_sentiment_and_topic_heads(fin_data, tiny_model_dir, tmp_path):
+    from kgfusion.core.bundle import read_manifest
+    from kgfusion.core.predict import Predictor
+
+    _add_topic_data(fin_data)
+    recipe = {
+        "name": "finance-multitask-tiny", "trainer": "kgfusion.apps.finance.recipe:train_recipe",
+        "data": {"heads": ["sentiment", "topic"], "head_weights": {"topic": 0.5}, "agreement": "weight"},
+        "train": {"base": tiny_model_dir, "method": "full", "epochs": 2, "batch_size": 16, "max_length": 24,
+                  "lr": 3e-3},
+        "augment": {"term_swap": {"rate": 1.0, "copies": 1}},
+    }
+    path = tmp_path / "mt.json"
+    path.write_text(json.dumps(recipe))
+    res = run_recipe(path, tmp_path / "bundle", data_dir=fin_data, work_dir=tmp_path / "work", progress=False)
+    m = res["metrics"]
+    for key in ("topic_accuracy", "topic_macro_f1", "topic_onnx_int8_accuracy", "phrasebank50_accuracy",
+                "twitter_onnx_int8_accuracy"):
+        assert 0.0 <= m[key] <= 1.0, key
+    manifest = read_manifest(tmp_path / "bundle")
+    assert "model.safetensors" not in manifest.files and manifest.extra["heads"]["topic"] == ["Markets", "Health", "Pharma"]
+    config = json.loads((tmp_path / "bundle" / "train_config.json").read_text())
+    assert config["head_weights"] == {"topic": 0.5} and config["primary_head"] == "sentiment"
+    onnx = Predictor.from_bundle(tmp_path / "bundle", backend="onnx-int8")
+    probs = onnx.predict_heads(["a stock market 3"])
+    assert probs["sentiment"].shape == (1, 3) and probs["topic"].shape == (1, 3)
+    assert onnx.predict_proba(["profit rose"]).shape == (1, 3)  # the finance monitor's call: sentiment
+
+
+@pytest.mark.parametrize(("data", "ensemble", "message"), [
+    ({"heads": ["topic"]}, {}, r"data.heads=\['topic'\]"),
+    ({"heads": ["sentiment", "sectors"]}, {}, "data.heads="),
+    ({"select_on": "topic"}, {}, "data.select_on needs data.heads"),
+    ({"heads": ["sentiment", "topic"], "agreement": "soft"}, {}, "agreement='soft' is not supported"),
+    ({"heads": ["sentiment", "topic"]}, {"seeds": [1, 2]}, "ensembles are sentiment-only"),
+])
+def test_finance_recipe_heads_are_checked(data, ensemble, message):
+    from kgfusion.apps.finance.recipe import recipe_heads
+    from kgfusion.core.errors import ConfigError
+    from kgfusion.core.recipe import Recipe
+
+    recipe = Recipe(name="x", trainer="kgfusion.apps.finance.recipe:train_recipe", train={}, data=data,
+                    ensemble=ensemble)
+    with pytest.raises(ConfigError, match=message):
+        recipe_heads(recipe)
+
+
+def test_the_multitask_recipe_has_the_full_long_schedule():
+    from pathlib import Path
+
+    from kgfusion.apps.finance.recipe import recipe_heads
+    from kgfusion.core.recipe import load_recipe
+
+    recipes = Path(__file__).resolve().parents[3] / "data" / "recipes"
+    multi, long = load_recipe(recipes / "finance-multitask.json"), load_recipe(recipes / "ablations/finance/full-long.json")
+    assert multi.train == long.train and recipe_heads(multi) == ["sentiment", "topic"]
