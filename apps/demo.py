@@ -95,13 +95,16 @@ def sentiment_demo(quick: bool) -> None:
     held-out test sets (PhraseBank 50-agree, its all-agree subset, Twitter; --quick: the first 200 of each)."""
     from kgfusion.apps.finance.config import DEFAULT_BACKEND, DEFAULT_BUNDLE_NAME
     from kgfusion.apps.finance.train import FinanceData, data_for_bundle, evaluate_tests, load_finance_splits
+    from kgfusion.core.bundle import available_backends, resolve_backend
     from kgfusion.core.predict import Predictor
 
     data = repo_data_dir()
     bundle = data / "models" / DEFAULT_BUNDLE_NAME
-    backends = ("fp32", DEFAULT_BACKEND) if DEFAULT_BACKEND != "fp32" else ("fp32",)
-    click.secho(f"== Sentiment model of the finance app: {bundle.name} ({DEFAULT_BACKEND} by default, "
-                "next to fp32)", bold=True)
+    default = resolve_backend(bundle, DEFAULT_BACKEND)
+    # fp32 next to the default when the bundle ships it; a full fine-tune ships only its ONNX int8 model
+    backends = tuple(dict.fromkeys(("fp32", default))) if "fp32" in available_backends(bundle) else (default,)
+    click.secho(f"== Sentiment model of the finance app: {bundle.name} ({default} by default, "
+                + ("next to fp32)" if len(backends) > 1 else "the only model it ships)"), bold=True)
     started = time.perf_counter()
     tests = load_finance_splits(data_for_bundle(bundle, FinanceData.default(data))).tests
     tests = {name: list(exs)[:200] if quick else list(exs) for name, exs in tests.items() if exs}
@@ -113,8 +116,8 @@ def sentiment_demo(quick: bool) -> None:
         accs = [scores[b][name]["accuracy"] for b in backends]
         diff = f"  {100 * (accs[-1] - accs[0]):+.1f} points" if len(accs) > 1 else ""
         click.echo(f"{name:<22} {len(tests[name]):>5}  " + "  ".join(f"{a:>13.4f}" for a in accs) + diff)
-    click.echo(f"-- predictions ({DEFAULT_BACKEND})")
-    for text, pred in zip(EXAMPLES, predictors[DEFAULT_BACKEND].predict(EXAMPLES)):
+    click.echo(f"-- predictions ({default})")
+    for text, pred in zip(EXAMPLES, predictors[default].predict(EXAMPLES)):
         click.echo(f"{pred.label:<9} {pred.score:.2f}  {text}")
     click.echo(f"({time.perf_counter() - started:.1f} s)")
 

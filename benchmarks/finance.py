@@ -3,11 +3,13 @@
     python benchmarks/finance.py                 # all numbers -> benchmarks/results/finance.json
     python benchmarks/finance.py --draw-links    # (re)draw the 200-item linking sample to annotate
 
-Sentiment: the shipped bundle (data/models/finsent-lora) on the held-out PhraseBank 50-agree test split,
-its all-agree subset and the Twitter Financial News test split (`kgfusion finance evaluate`), model
-alone and fused with the finance rules. ``macro_f1`` is the PhraseBank 50-agree macro-F1 (model alone).
+Sentiment: the shipped bundle (data/models/finsent-full) with the backend the apps use (``auto``: ONNX int8,
+the only model it ships) on the held-out PhraseBank 50-agree test split, its all-agree subset and the
+Twitter Financial News test split (`kgfusion finance evaluate`), model alone and fused with the finance
+rules; the fp32 figures of a bundle that no longer ships fp32 come from its metrics.json (measured on the
+same test sets before the torch weights were stripped). ``macro_f1`` is the PhraseBank 50-agree macro-F1 (model alone).
 Throughput: `FinanceMonitor.monitor` end to end (read, score, link, store in DuckDB, series, alerts) on
-the first N items of StockNet's raw tweets into a fresh database, int8 then fp32, in the same run.
+the first N items of StockNet's raw tweets into a fresh database, for each backend the bundle ships.
 Linking precision: share of links marked correct in benchmarks/annotations/finance_links_200.csv
 (hand-checked; method in its header). Event study: descriptive next-day returns after company alerts.
 """
@@ -29,7 +31,7 @@ from kgfusion.core.fileio import atomic_write_json  # noqa: E402
 
 FEED = ROOT / "data" / "datasets" / "stocknet" / "stocknet_raw_tweets.jsonl.gz"
 PRICES = ROOT / "data" / "datasets" / "stocknet" / "stocknet_prices_raw.csv.gz"
-BUNDLE = ROOT / "data" / "models" / "finsent-lora"
+BUNDLE = ROOT / "data" / "models" / "finsent-full"
 ANNOTATIONS = ROOT / "benchmarks" / "annotations" / "finance_links_200.csv"
 RESULTS = ROOT / "benchmarks" / "results" / "finance.json"
 SAMPLE_SEED = 2026
@@ -178,7 +180,12 @@ def main() -> None:
 
     res: dict[str, object] = {}
     t0 = time.perf_counter()
-    ev = evaluate_finsent(BUNDLE, FinanceData.default(ROOT / "data"), backend="fp32", with_rules=True)
+    from kgfusion.core.bundle import available_backends, resolve_backend
+
+    shipped = available_backends(BUNDLE)
+    app_backend = resolve_backend(BUNDLE, "auto")
+    res["sentiment_backend"] = app_backend
+    ev = evaluate_finsent(BUNDLE, FinanceData.default(ROOT / "data"), backend=app_backend, with_rules=True)
     for kind in ("model", "fused"):
         prefix = "" if kind == "model" else "fused_"
         for name, m in ev[kind].items():
@@ -187,10 +194,24 @@ def main() -> None:
             res[f"{prefix}{name}_n"] = m["n"]
     res["macro_f1"] = res["phrasebank50_macro_f1"]
     res["finbert_published_accuracy"] = {"phrasebank50": 0.86, "phrasebank_allagree": 0.97}
-    if (BUNDLE / "model.int8.onnx").is_file():
+    if app_backend == "onnx-int8":
+        for name, m in ev["model"].items():
+            res[f"onnx_int8_{name}_accuracy"] = m["accuracy"]
+    elif "onnx-int8" in shipped:
         onnx = evaluate_finsent(BUNDLE, FinanceData.default(ROOT / "data"), backend="onnx-int8", with_rules=False)
         for name, m in onnx["model"].items():
             res[f"onnx_int8_{name}_accuracy"] = m["accuracy"]
+    if "fp32" in shipped:
+        fp32 = ev if app_backend == "fp32" else evaluate_finsent(BUNDLE, FinanceData.default(ROOT / "data"),
+                                                                 backend="fp32", with_rules=False)
+        res.update({f"fp32_{name}_accuracy": m["accuracy"] for name, m in fp32["model"].items()})
+    else:  # measured by the recipe on the same test sets before the torch weights were stripped
+        bundle_metrics = json.loads((BUNDLE / "metrics.json").read_text(encoding="utf-8"))
+        res.update({f"fp32_{name}_accuracy": bundle_metrics[f"{name}_accuracy"] for name in ev["model"]
+                    if f"{name}_accuracy" in bundle_metrics})
+        res["fp32_source"] = "bundle metrics.json (fp32 before stripping)"
+    res.update({f"{name}_minus_fp32_points": round(100 * (res[f"{name}_accuracy"] - res[f"fp32_{name}_accuracy"]), 2)
+                for name in ev["model"] if f"fp32_{name}_accuracy" in res})
     res["eval_seconds"] = round(time.perf_counter() - t0, 1)
     res.update(link_precision())
     res.update(relink_precision())
@@ -200,7 +221,7 @@ def main() -> None:
         "file; its changes (feed ticker only confirms, truncated cashtags skipped, NI ambiguous) were made "
         "after reading this sample, so it is optimistic")
     if not args.skip_speed:
-        backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+        backends = [b.strip() for b in args.backends.split(",") if b.strip() in shipped]
         details, first = {}, None
         reuse = dict(pair.split("=", 1) for pair in args.from_dbs.split(",") if pair)
         for backend in backends:
@@ -228,20 +249,13 @@ def main() -> None:
         events = next_day_returns(alerts, read_prices(PRICES),
                                   lambda t: (c.uri if (c := mon.catalog.by_ticker.get(t)) else None))
         res["event_study"] = summarize(events) | {"company_alerts": len(alerts)}
-    full = ROOT / "benchmarks" / "results" / "finance_full_finetune.json"
-    if full.is_file():  # written by `kgfusion finance train --method full --json` (see the README)
-        fm = json.loads(full.read_text())
-        fm = fm.get("metrics", fm)  # the --json output of `finance train` or the bundle's metrics.json
-        res["full_finetune"] = {k: fm[k] for k in ("phrasebank50_accuracy", "phrasebank_allagree_accuracy",
-                                                   "twitter_accuracy", "phrasebank50_macro_f1", "train_seconds")}
-        res["full_finetune"]["size_mb"] = 90.9
-        res["lora_minus_full_phrasebank50_points"] = round(100 * (res["phrasebank50_accuracy"]
-                                                                  - fm["phrasebank50_accuracy"]), 2)
+    # LoRA vs full fine-tune and the other recipes: benchmarks/results/training.json (benchmarks/training.py)
     atomic_write_json(RESULTS, json.loads(json.dumps(res, default=str)))
-    keys = ["phrasebank50_accuracy", "phrasebank_allagree_accuracy", "twitter_accuracy", "macro_f1",
+    keys = ["sentiment_backend", "phrasebank50_accuracy", "phrasebank50_minus_fp32_points",
+            "phrasebank_allagree_minus_fp32_points", "twitter_minus_fp32_points", "phrasebank_allagree_accuracy", "twitter_accuracy", "macro_f1",
             "twitter_macro_f1", "fused_phrasebank50_accuracy", "fused_twitter_accuracy", "link_precision",
             "link_precision_current",
-            "onnx_int8_phrasebank50_accuracy", "lora_minus_full_phrasebank50_points", "monitor_backend",
+            "onnx_int8_phrasebank50_accuracy", "monitor_backend",
             "monitor_items_per_s", "monitor_items_per_s_int8", "monitor_items_per_s_fp32", "monitor_speedup_vs_fp32",
             "monitor_items_measured"]
     print(f"{'metric':<34} value")

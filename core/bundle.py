@@ -198,6 +198,20 @@ def available_backends(bundle_dir: str | Path) -> list[str]:
     return out + ([] if onnx_only(manifest) else ["fp32", "int8"])
 
 
+def resolve_backend(bundle_dir: str | Path, backend: str) -> str:
+    """``auto``: the best backend the bundle ships (``available_backends``' first); any other name is
+    checked against what the bundle ships, so an ONNX-only bundle asked for fp32 is a clear error."""
+    available = available_backends(bundle_dir)
+    if backend == "auto":
+        if not available:
+            raise BundleError(f"{bundle_dir}: ships no model weights a backend can load; rebuild the bundle")
+        return available[0]
+    if backend not in available:
+        raise BundleError(f"{bundle_dir}: backend {backend!r} is not in this bundle (it ships {available}); "
+                          f"use --backend {available[0]} or auto")
+    return backend
+
+
 def strip_torch_weights(bundle_dir: str | Path) -> Path:
     """Drop the torch weights of a bundle that holds model.int8.onnx (to ship it under 25 MB)."""
     bundle_dir = Path(bundle_dir)

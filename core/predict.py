@@ -141,10 +141,13 @@ class Predictor:
                               f"{self.heads[self.primary_head]}")
 
     @classmethod
-    def from_bundle(cls, bundle_dir: str | Path, backend: Backend = "fp32", **kwargs) -> Predictor:
-        from kgfusion.core.bundle import ONNX_INT8, load_bundle, read_manifest
+    def from_bundle(cls, bundle_dir: str | Path, backend: Backend | Literal["auto"] = "fp32", **kwargs) -> Predictor:
+        """``backend='auto'``: the best one the bundle ships (onnx-int8 when present, else fp32)."""
+        from kgfusion.core.bundle import ONNX_INT8, load_bundle, read_manifest, resolve_backend
 
         bundle_dir = Path(bundle_dir)
+        if backend == "auto":
+            backend = resolve_backend(bundle_dir, backend)  # type: ignore[assignment]
         if backend == "onnx-int8":
             from transformers import AutoTokenizer
 

@@ -10,7 +10,7 @@ import click
 from kgfusion.apps.common import DomainGroup, emit, json_option, pretrain_corpus_command, repo_data_dir
 from kgfusion.apps.finance.config import DEFAULT_BACKEND, DEFAULT_BUNDLE_NAME
 
-BACKEND = click.Choice(["fp32", "int8", "onnx-int8"])
+BACKEND = click.Choice(["auto", "fp32", "int8", "onnx-int8"])  # auto: the best the bundle ships
 
 
 @click.group("finance", cls=DomainGroup)
@@ -47,7 +47,7 @@ def feed_options(f):
 def model_options(f):
     opts = [
         click.option("--bundle", type=click.Path(file_okay=False), default=None,
-                     help="Sentiment bundle (default: data/models/finsent-lora)."),
+                     help=f"Sentiment bundle (default: data/models/{DEFAULT_BUNDLE_NAME})."),
         click.option("--backend", type=BACKEND, default=DEFAULT_BACKEND, show_default=True),
         click.option("--kg", "kg_path", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="Finance KG Turtle file (default: data/kg/finance.ttl)."),
@@ -123,7 +123,8 @@ def _records(frame) -> list[dict[str, Any]]:
 @group.command()
 @click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Bundle directory (default: data/models/finsent-lora for LoRA, runs/finance/finsent-full for full).")
+              help="Bundle directory (default: runs/finance/finsent-<method>; the shipped bundle is rebuilt by "
+                   "`kgfusion model train --recipe data/recipes/finsent-full.json`).")
 @click.option("--epochs", type=int, default=2, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--max-length", type=int, default=64, show_default=True)
@@ -144,7 +145,7 @@ def train(method, out_dir, epochs, batch_size, max_length, lr, max_steps, seed, 
 
     data = FinanceData.default(data_dir or repo_data_dir())
     data.seed = seed
-    out = out_dir or (default_bundle() if method == "lora" else Path("runs/finance/finsent-full"))
+    out = out_dir or Path(f"runs/finance/finsent-{method}")
     config = TrainConfig(method=method, base=base, epochs=epochs, batch_size=batch_size, max_length=max_length,
                          lr=lr, max_steps=max_steps, seed=seed)
     result = train_finsent(config, data, out, progress=not quiet and not as_json,
@@ -158,8 +159,8 @@ def train(method, out_dir, epochs, batch_size, max_length, lr, max_steps, seed, 
 # ---------------------------------------------------------------------------------------- evaluate
 @group.command()
 @click.option("--bundle", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Bundle to evaluate (default: data/models/finsent-lora).")
-@click.option("--backend", type=BACKEND, default="fp32", show_default=True)
+              help=f"Bundle to evaluate (default: data/models/{DEFAULT_BUNDLE_NAME}).")
+@click.option("--backend", type=BACKEND, default="auto", show_default=True)
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None)
 @click.option("--rules/--no-rules", "with_rules", default=True, show_default=True,
               help="Also report the model fused with the finance rule base.")
@@ -167,8 +168,10 @@ def train(method, out_dir, epochs, batch_size, max_length, lr, max_steps, seed, 
 def evaluate(bundle, backend, data_dir, with_rules, as_json):
     """Accuracy / macro-F1 on the held-out PhraseBank 50-agree, its all-agree subset and Twitter test sets."""
     from kgfusion.apps.finance.train import FinanceData, evaluate_finsent
+    from kgfusion.core.bundle import resolve_backend
 
     bundle = Path(bundle) if bundle else default_bundle()
+    backend = resolve_backend(bundle, backend)
     result = evaluate_finsent(bundle, FinanceData.default(data_dir or repo_data_dir()), backend=backend,
                               with_rules=with_rules)
     lines = [f"{bundle.name} ({backend})  FinBERT published accuracy: 0.86 (50-agree) / 0.97 (all-agree)"]

@@ -7,9 +7,10 @@ from typing import Literal
 from kgfusion.core.config import ConfigBase, check_range
 from kgfusion.core.errors import ConfigError
 
-# The shipped sentiment bundle (under data/models/) and the backend the CLI, page and demo use by default.
-DEFAULT_BUNDLE_NAME = "finsent-lora"
-DEFAULT_BACKEND = "int8"
+# The shipped sentiment bundle (under data/models/) and the backend the CLI, page and demo use by default:
+# "auto" is the best one the bundle ships (ONNX int8 for finsent-full, which ships nothing else).
+DEFAULT_BUNDLE_NAME = "finsent-full"
+DEFAULT_BACKEND = "auto"
 
 # Column names tried, in order, when a column option is left empty ("" = auto-detect).
 AUTO_COLUMNS: dict[str, tuple[str, ...]] = {

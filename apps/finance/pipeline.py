@@ -1,6 +1,6 @@
 """FinanceMonitor: the library API (ingest -> score -> link -> store -> series -> alerts).
 
-    monitor = FinanceMonitor.from_paths("data/models/finsent-lora", backend="int8")
+    monitor = FinanceMonitor.from_paths("data/models/finsent-full", backend="auto")
     summary = monitor.monitor("feed.jsonl.gz", "runs/finance.duckdb")
     alerts = monitor.alerts("runs/finance.duckdb", top=10)
 """
@@ -87,7 +87,7 @@ class FinanceMonitor:
         self.progress = progress
 
     @classmethod
-    def from_paths(cls, bundle: str | Path, *, backend: str = "int8", config: FinanceConfig | None = None,
+    def from_paths(cls, bundle: str | Path, *, backend: str = "auto", config: FinanceConfig | None = None,
                    kg_path: str | Path | None = None, rule_paths: Sequence[str | Path] = (),
                    fuzzy_linker: bool = False, progress: bool = True) -> FinanceMonitor:
         """Load the bundle, the finance KG and rule base (packaged defaults + ``rule_paths``)."""
@@ -99,6 +99,9 @@ class FinanceMonitor:
         config = config or FinanceConfig()
         graph = KnowledgeGraph.load(kg_path or repo_data_dir() / "kg" / "finance.ttl")
         rules = load_domain_rules("finance", list(rule_paths))
+        from kgfusion.core.bundle import resolve_backend
+
+        backend = resolve_backend(bundle, backend)  # "auto" -> what the bundle ships; stored with each run
         predictor = Predictor.from_bundle(bundle, backend=backend, batch_size=config.batch_size)  # type: ignore[arg-type]
         linker = build_fuzzy_linker(graph) if fuzzy_linker or config.fuzzy_names else None
         if linker is not None and not config.fuzzy_names:

@@ -7,10 +7,16 @@ import benchmarks.run_all as run_all
 
 def test_table_reads_the_results_and_marks_missing_numbers(tmp_path, monkeypatch):
     monkeypatch.setattr(run_all, "RESULTS", tmp_path)
-    (tmp_path / "finance.json").write_text(json.dumps({"phrasebank50_accuracy": 0.8427, "monitor_items_per_s": 120.4}))
+    (tmp_path / "finance.json").write_text(json.dumps({"phrasebank50_accuracy": 0.8427, "monitor_items_per_s": 120.4,
+                                                       "monitor_backend": "onnx-int8"}))
     rows = {m: (ours, anchor) for _, m, ours, anchor, _ in run_all.table_rows()}
     assert rows["PhraseBank 50-agree accuracy (own held-out split)"] == ("0.843", "FinBERT 0.86 (paper)")
-    assert rows["monitor end to end, items/s (int8 vs fp32, whole StockNet feed)"] == ("120.4", "fp32 n/a")
+    monitor = "monitor end to end, items/s (the app's backend vs fp32, whole StockNet feed)"
+    assert rows[monitor] == ("120.4 (onnx-int8)", "fp32 not shipped")
+    (tmp_path / "finance.json").write_text(json.dumps({"monitor_items_per_s": 120.4, "monitor_backend": "int8",
+                                                       "monitor_items_per_s_fp32": 80.0}))
+    rows = {m: (ours, anchor) for _, m, ours, anchor, _ in run_all.table_rows()}
+    assert rows[monitor] == ("120.4 (int8)", "fp32 80.0")
     assert rows["NCBI-disease devel entity F1, model / fused with gazetteer"][0] == "n/a / n/a"
 
 

@@ -140,14 +140,20 @@ def test_sliding_window_matches_single_window(ner_result):
 def test_available_backends_follow_what_the_bundle_ships(tiny_bundle, tmp_path):
     import shutil
 
-    from kgfusion.core.bundle import add_file_to_bundle, available_backends, strip_torch_weights
+    from kgfusion.core.bundle import add_file_to_bundle, available_backends, resolve_backend, strip_torch_weights
 
     bundle = tmp_path / "b"
     shutil.copytree(tiny_bundle, bundle)
     assert available_backends(bundle) == ["fp32", "int8"]
+    assert resolve_backend(bundle, "auto") == "fp32" and resolve_backend(bundle, "int8") == "int8"
+    with pytest.raises(BundleError, match=r"backend 'onnx-int8' is not in this bundle \(it ships \['fp32', 'int8'\]\)"):
+        resolve_backend(bundle, "onnx-int8")
     fake = tmp_path / "model.int8.onnx"
     fake.write_bytes(b"onnx")  # only its presence matters here
     add_file_to_bundle(bundle, fake, "model.int8.onnx")
     assert available_backends(bundle) == ["onnx-int8", "fp32", "int8"]
     strip_torch_weights(bundle)
     assert available_backends(bundle) == ["onnx-int8"]
+    assert resolve_backend(bundle, "auto") == "onnx-int8"  # what the finance app's default picks
+    with pytest.raises(BundleError, match="use --backend onnx-int8 or auto"):
+        resolve_backend(bundle, "fp32")

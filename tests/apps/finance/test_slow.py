@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from kgfusion.apps.common import repo_data_dir
-from kgfusion.apps.finance.config import FinanceConfig
+from kgfusion.apps.finance.config import DEFAULT_BUNDLE_NAME, FinanceConfig
 from kgfusion.apps.finance.linking import CompanyCatalog, CompanyLinker
 
 pytestmark = pytest.mark.slow
@@ -24,7 +24,7 @@ def test_shipped_bundle_scores_clear_cases(finance_rules):
     from kgfusion.apps.finance.scoring import SentimentScorer
     from kgfusion.core.predict import Predictor
 
-    predictor = Predictor.from_bundle(repo_data_dir() / "models" / "finsent-lora", backend="int8")
+    predictor = Predictor.from_bundle(repo_data_dir() / "models" / DEFAULT_BUNDLE_NAME, backend="auto")
     scorer = SentimentScorer(predictor, finance_rules)
     bad, good = scorer.score(["Operating profit fell sharply and the company cut 500 jobs",
                               "Net sales rose 25% and the order backlog hit a record high"])
