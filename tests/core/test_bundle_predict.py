@@ -140,7 +140,12 @@ def test_sliding_window_matches_single_window(ner_result):
 def test_available_backends_follow_what_the_bundle_ships(tiny_bundle, tmp_path):
     import shutil
 
-    from kgfusion.core.bundle import add_file_to_bundle, available_backends, resolve_backend, strip_torch_weights
+    from kgfusion.core.bundle import (
+        add_file_to_bundle,
+        available_backends,
+        resolve_backend,
+        strip_torch_weights,
+    )
 
     bundle = tmp_path / "b"
     shutil.copytree(tiny_bundle, bundle)
