@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "finance": ("kgfusion.apps.finance.cli:group", "Financial sentiment monitoring: score, link, aggregate, alert."),
     "medical": ("kgfusion.apps.medical.cli:group", "Clinical notes -> coded disease/drug mentions with ConText and KG links."),
     "recommend": ("kgfusion.apps.recommend.cli:group", "Movie recommendations with explanations: train, evaluate, batch-score."),
+    "serve": ("kgfusion.apps.serve.cli:group", "Serve the apps over HTTP: micro-batching, API keys, limits, metrics."),
     "demo": ("kgfusion.apps.demo:demo", "Run the shipped demo end to end and print the results."),
     "ui": ("kgfusion.apps.ui.cli:ui", "Start the Streamlit suite: home, finance, medical, recommend, models, knowledge."),
 }

@@ -1,0 +1,1 @@
+"""HTTP serving of the three apps (FastAPI; uvicorn or Ray Serve)."""
