@@ -17,9 +17,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import signal
 import socket
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,13 +96,26 @@ def _import_ray() -> tuple[Any, Any]:
     return ray, serve
 
 
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    """The last meaningful line of an exception (Ray errors often embed a whole remote traceback)."""
+_ERROR_LINE = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception|Interrupt|Exit)\b.*:")
+
+
+def _one_line(exc: BaseException | str, limit: int = 300) -> str:
+    """One line for an error whose text may embed a whole remote traceback: its last 'XError: ...' line."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    text = lines[-1] if lines else type(exc).__name__
-    if lines and not text.startswith(type(exc).__name__) and ":" not in text[:60]:
-        text = f"{type(exc).__name__}: {text}"
+    errors = [ln for ln in lines if _ERROR_LINE.match(ln)]
+    text = errors[-1] if errors else (lines[-1] if lines else "")
+    if isinstance(exc, BaseException) and not errors:
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _replica_failure(serve: Any) -> str:
+    """Why the deployment failed, from Serve's status (a replica's constructor traceback), or ""."""
+    try:
+        deployment = serve.status().applications[APP_NAME].deployments[DEPLOYMENT_NAME]
+    except Exception:  # noqa: BLE001 - only an extra hint
+        return ""
+    return _one_line(deployment.message or "") if deployment.message else ""
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -195,6 +209,33 @@ def serve_on_ray(settings: ServeSettings, replicas: int = 1, *, loader_path: str
     if not address:
         _check_port_free(settings.host, settings.port)
     address, started = _connect(ray, replicas)
+    # After ray.init (which installs its own SIGTERM handler): SIGTERM, like Ctrl-C, stops us cleanly,
+    # during the deployment as well as while serving.
+    previous = _stop_on_sigterm() if blocking else None
+    try:
+        serving = _deploy(serve, settings, data, replicas, loader_path, address, started)
+        if not blocking:
+            return serving
+        import click
+
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        click.echo(f"kgfusion serving {', '.join(settings.apps)} on {serving.url} with {replicas} Ray Serve "
+                   f"replica(s) on {where} (docs: /docs; Ctrl-C or SIGTERM stops)", err=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            click.echo(f"stopping Ray Serve (in-flight requests get up to {settings.graceful_timeout_s:g} s)",
+                       err=True)
+            serving.stop()
+        return None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _deploy(serve: Any, settings: ServeSettings, data: dict[str, Any], replicas: int, loader_path: str | None,
+            address: str | None, started: bool) -> RayServing:
     try:
         serve.start(http_options={"host": settings.host, "port": settings.port})
         ingress = serve.ingress(_builder(data, loader_path))()
@@ -202,34 +243,22 @@ def serve_on_ray(settings: ServeSettings, replicas: int = 1, *, loader_path: str
         handle = serve.run(deployment.bind(), name=APP_NAME, route_prefix="/")
     except KeyboardInterrupt:
         _teardown(address, started)
-        raise
+        raise KgfusionError("interrupted while deploying on Ray Serve; stopped") from None
     except Exception as exc:  # noqa: BLE001 - one line for the user; the replica logs have the rest
+        reason = _replica_failure(serve) or _one_line(exc)
         _teardown(address, started)
-        raise KgfusionError(f"deploying kgfusion on Ray Serve failed: {_one_line(exc)}") from exc
-
+        raise KgfusionError(f"deploying kgfusion on Ray Serve failed: {reason}") from exc
     url = f"http://{settings.host}:{settings.port}"
     where = f"the Ray cluster at {address}" if address else "a local Ray"
     log.info("kgfusion serving %s on %s with %d replica(s) on %s", ", ".join(settings.apps), url, replicas, where)
-    serving = RayServing(url=url, handle=handle, address=address, started_ray=started)
-    if not blocking:
-        return serving
-    import click
-
-    click.echo(f"kgfusion serving {', '.join(settings.apps)} on {url} with {replicas} Ray Serve replica(s) on "
-               f"{where} (docs: /docs; Ctrl-C or SIGTERM stops)", err=True)
-    _wait_for_signal()
-    click.echo("stopping Ray Serve (in-flight requests get up to "
-               f"{settings.graceful_timeout_s:g} s)", err=True)
-    serving.stop()
-    return None
+    return RayServing(url=url, handle=handle, address=address, started_ray=started)
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+def _stop_on_sigterm() -> Any:
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
     try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: SIGTERM keeps its current meaning
+        return None

@@ -21,3 +21,7 @@ class FakeFinance:
 
 def load() -> Services:
     return Services(finance=FakeFinance())
+
+
+def load_broken() -> Services:
+    raise RuntimeError("the finance bundle is corrupt")

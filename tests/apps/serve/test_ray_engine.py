@@ -67,6 +67,15 @@ def test_two_replicas_serve_the_api(tmp_path, monkeypatch):
 
             r = client.post("/v1/finance/score", json={"items": []}, headers=auth)  # the same 4xx shape as locally
             assert r.status_code == 422 and set(r.json()) == {"error", "detail", "field"}
+        serve.shutdown()
+
+        # a replica whose services fail to load: one line with the replica's reason, Serve stopped
+        settings = ServeSettings(port=_free_port(), apps=("finance",))
+        with pytest.raises(KgfusionError) as err:
+            serve_on_ray(settings, replicas=1, loader_path=LOADER.replace(":load", ":load_broken"), blocking=False)
+        assert str(err.value) == ("deploying kgfusion on Ray Serve failed: RuntimeError: the finance bundle is "
+                                  "corrupt")
+        assert ray.is_initialized()  # the test's Ray is not ours to stop
     finally:
         serve.shutdown()
         ray.shutdown()
