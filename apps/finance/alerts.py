@@ -6,6 +6,10 @@ them), and the spread is 1.4826 * MAD over the same periods, floored by the bino
 sqrt(p(1-p)/n) of a period of the current volume n at the baseline share p (p clipped to [0.02, 0.98]),
 so a quiet series with MAD 0 or a small count cannot produce an infinite z. An alert needs
 z >= z_threshold, volume >= min_volume and negative_share >= min_negative_share.
+
+The same thresholds hold at every level, the topic ones included (timeseries.TOPIC_LEVELS: topic,
+topic-group, company-topic, sector-topic): an alert row's ``topic`` names the topic (or topic group) that
+spiked, ``subject`` the company / sector it is about, and its evidence items carry their topic.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import pandas as pd
 from kgfusion.apps.finance.config import FinanceConfig
 
 ALERT_COLUMNS = ["level", "entity", "name", "period", "z", "volume", "negative_share", "baseline_share",
-                 "spread", "mean_score", "history"]
+                 "spread", "mean_score", "history", "topic", "subject"]
 
 
 def trailing_median_mad(x: np.ndarray, window: int, min_history: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,6 +69,10 @@ def detect_alerts(series: pd.DataFrame, config: FinanceConfig | None = None) -> 
     scored = robust_z(series, config.window, config.min_history)
     hit = scored[(scored["z"] >= config.z_threshold) & (scored["volume"] >= config.min_volume)
                  & (scored["negative_share"] >= config.min_negative_share)]
+    # series frames made before the topic columns existed lack topic / subject: None
+    hit = hit.reindex(columns=[*dict.fromkeys([*hit.columns, *ALERT_COLUMNS])])
+    for col in ("topic", "subject"):
+        hit[col] = hit[col].astype(object).where(hit[col].notna(), None)
     return hit.sort_values(["z", "volume"], ascending=False)[ALERT_COLUMNS].reset_index(drop=True)
 
 
@@ -73,7 +81,8 @@ def top_evidence(alerts: pd.DataFrame, rows: pd.DataFrame, items: pd.DataFrame, 
     """For each alert, the ``k`` most negative items of that entity and period (then most confident).
 
     rows: the long entity frame of timeseries.entity_rows; items: id, text, label, score, confidence,
-    evidence (JSON string). Each evidence item: id, ts, text, label, score, confidence, evidence list.
+    evidence (JSON string), optionally topic and topic_prob. Each evidence item: id, ts, text, label, score,
+    confidence, topic, topic_prob (None without a topic) and the evidence list.
     """
     if alerts.empty or k == 0:
         return [[] for _ in range(len(alerts))]
@@ -95,6 +104,19 @@ def top_evidence(alerts: pd.DataFrame, rows: pd.DataFrame, items: pd.DataFrame, 
         out.append([{
             "id": r["id"], "ts": str(r["ts"]), "text": r["text"], "label": r["label"],
             "score": round(float(r["score"]), 4), "confidence": round(float(r["confidence"]), 4),
+            "topic": _opt_str(r.get("topic")), "topic_prob": _opt_round(r.get("topic_prob")),
             "evidence": json.loads(r["evidence"]) if isinstance(r["evidence"], str) else r["evidence"],
         } for _, r in cand.iterrows()])
     return out
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA else str(v)
+
+
+def _opt_round(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if np.isnan(f) else round(f, 4)

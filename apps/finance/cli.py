@@ -11,6 +11,13 @@ from kgfusion.apps.common import DomainGroup, emit, json_option, pretrain_corpus
 from kgfusion.apps.finance.config import DEFAULT_BACKEND, DEFAULT_BUNDLE_NAME
 
 BACKEND = click.Choice(["auto", "fp32", "int8", "onnx-int8"])  # auto: the best the bundle ships
+# pipeline.BY_CHOICES (kept literal here so `--help` does not import pandas): the series alerts come from
+BY = click.Choice(["entity", "topic", "topic-group", "company-topic", "sector-topic", "all"])
+LEVEL = click.Choice(["company", "industry", "sector", "topic", "topic-group", "company-topic", "sector-topic"])
+TOPIC_HELP = ("Only this topic (the topic head's labels, any case, e.g. 'legal | regulation'; a topic group as "
+              "group:NAME, e.g. group:macro).")
+BY_HELP = ("Alerts from: entity = company/industry/sector (default; with --topic: the topic levels), topic, "
+           "topic-group, company-topic, sector-topic, or all.")
 
 
 @click.group("finance", cls=DomainGroup)
@@ -93,6 +100,35 @@ def _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet):
                                    "or pass --bundle")
     return FinanceMonitor.from_paths(bundle, backend=backend, config=cfg, kg_path=kg_path, rule_paths=rule_paths,
                                      progress=not quiet)
+
+
+def resolve_topic(catalog, topic: str | None) -> tuple[str | None, list[str]]:
+    """(kind, topic labels) of --topic in ``catalog``; BadParameter naming the allowed ones."""
+    from kgfusion.core.errors import ConfigError
+
+    if not topic:
+        return None, []
+    try:
+        return catalog.resolve(topic)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--topic") from exc
+
+
+def check_level(level: str | None, by: str, cfg, topic_kind: str | None) -> str:
+    """The --by to use: a topic --level with the default --by (and no --topic) picks that level; BadParameter
+    for a --level the chosen --by does not compute."""
+    from kgfusion.apps.finance.pipeline import levels_for
+    from kgfusion.apps.finance.timeseries import TOPIC_LEVELS
+
+    if not level:
+        return by
+    if by == "entity" and topic_kind is None and level in TOPIC_LEVELS:
+        return level
+    levels = levels_for(by, cfg, topic_kind)
+    if level not in levels:
+        raise click.BadParameter(f"{level!r} is not a level of --by {by}" + (" with --topic" if topic_kind else "")
+                                 + f"; those are: {', '.join(levels)}", param_hint="--level")
+    return by
 
 
 def write_table(frame, path: str | Path) -> Path:
@@ -190,12 +226,14 @@ def evaluate(bundle, backend, data_dir, with_rules, as_json):
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False), default=None,
               help="Rejected rows CSV (default: <out or FILE>.rejects.csv when there are rejects).")
 @click.option("--limit", type=int, default=None, help="Only the first N items (quick runs).")
+@click.option("--topic", default=None, help=TOPIC_HELP + " Needs a bundle with a topic head.")
 @json_option
 @click.pass_context
 def score(ctx, file, encoding, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume,
           z_threshold, config_path, bundle, backend, kg_path, rule_paths, fuzzy_names, quiet, out, rejects_path, limit,
-          as_json):
-    """Score and link the items of FILE (no database): label, score = P(pos) - P(neg), companies, evidence.
+          topic, as_json):
+    """Score and link the items of FILE (no database): label, score = P(pos) - P(neg), topic (bundles with a
+    topic head), companies, evidence.
 
     Rejected rows go to --rejects with file, row and reason; a FILE with no usable row is an error (exit 1).
     """
@@ -212,19 +250,33 @@ def score(ctx, file, encoding, text_col, time_col, id_col, source_col, ticker_co
     if not feed.items:
         raise no_items_error(file, feed, rej)
     mon = _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet or as_json)
+    if topic and not mon.scorer.has_topics:
+        raise click.BadParameter(f"the bundle {bundle or default_bundle()} has no topic head (sentiment only); "
+                                 "use one trained with topics, e.g. finsent-topics", param_hint="--topic")
+    _, wanted = resolve_topic(mon.topics, topic)
     frame = mon.score(feed.items)
+    scored = len(frame)
+    if topic:
+        frame = frame[frame["topic"].isin(wanted)].reset_index(drop=True)
     if out:
         write_table(frame, out)
+    topics = frame["topic"].dropna().value_counts().to_dict() if not frame.empty else {}
     summary = feed.summary() | {"out": out, "rejects_path": str(rej) if rej else None,
-                                "labels": frame["label"].value_counts().to_dict() if not frame.empty else {}}
+                                "labels": frame["label"].value_counts().to_dict() if not frame.empty else {},
+                                "topic_head": mon.scorer.has_topics, "topics": topics}
+    if topic:
+        summary |= {"topic": topic, "topic_items": len(frame)}
     if as_json:
         emit({"summary": summary, "items": [] if out else _records(frame.drop(columns=["model_probs"]))}, True)
         return
-    lines = [f"{summary['items']} items scored, {summary['rejected']} rejected"
-             + (f" (see {rej})" if rej else "") + (f"; written to {out}" if out else "")]
+    lines = [f"{scored} items scored, {summary['rejected']} rejected"
+             + (f" (see {rej})" if rej else "") + (f"; {len(frame)} of topic {topic!r}" if topic else "")
+             + (f"; written to {out}" if out else "")]
     if not out:
+        show_topic = bool(topics)
         for r in frame.head(50).itertuples(index=False):
-            lines.append(f"{r.label:<8} {r.score:+.3f}  {','.join(r.tickers) or '-':<14} {r.text[:90]}")
+            topic_col = f"{str(r.topic or '-')[:24]:<24} " if show_topic else ""
+            lines.append(f"{r.label:<8} {r.score:+.3f}  {topic_col}{','.join(r.tickers) or '-':<14} {r.text[:90]}")
     emit(summary, False, "\n".join(lines))
 
 
@@ -239,11 +291,13 @@ def score(ctx, file, encoding, text_col, time_col, id_col, source_col, ticker_co
 @click.option("--limit", type=int, default=None, help="Only the first N items (quick runs).")
 @click.option("--rescore", is_flag=True, help="Score items already in the database again.")
 @click.option("--top", type=int, default=5, show_default=True, help="Alerts to print.")
+@click.option("--by", type=BY, default="entity", show_default=True, help=BY_HELP)
+@click.option("--topic", default=None, help="Print only alerts about this topic. " + TOPIC_HELP)
 @json_option
 @click.pass_context
 def monitor(ctx, file, db, encoding, text_col, time_col, id_col, source_col, ticker_col, resolution, window,
             min_volume, z_threshold, config_path, bundle, backend, kg_path, rule_paths, fuzzy_names, quiet,
-            rejects_path, limit, rescore, top, as_json):
+            rejects_path, limit, rescore, top, by, topic, as_json):
     """Ingest FILE into --db (score, link, store; re-runs do not double-count), then detect alerts.
 
     Rejected rows go to --rejects with file, row and reason; a FILE with no usable row is an error (exit 1).
@@ -254,11 +308,17 @@ def monitor(ctx, file, db, encoding, text_col, time_col, id_col, source_col, tic
                   z_threshold, config_path, fuzzy_names)
     check_feed(file, cfg, encoding)  # a binary file or a missing column fails before the model loads
     mon = _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet or as_json)
-    s = mon.monitor(file, db, rejects_path=rejects_path, limit=limit, rescore=rescore, top=top, encoding=encoding)
+    resolve_topic(mon.topics, topic)  # an unknown topic fails before the feed is scored
+    s = mon.monitor(file, db, rejects_path=rejects_path, limit=limit, rescore=rescore, top=top, encoding=encoding,
+                    by=by, topic=topic)
+    topics = (", ".join(f"{t} {n}" for t, n in list(s.topics.items())[:8]) if s.topics
+              else "none (the model has no topic head)" if not s.topic_head else "none")
     text = (f"{s.items} items ({s.new_items} new, {s.skipped_existing} already stored), {s.rejected} rejected"
             + (f" -> {s.rejects_path}" if s.rejects_path else "")
             + f"\n{s.linked_items} items linked to companies ({s.mentions} mentions); "
-            f"{s.items_per_s:.0f} items/s; {s.seconds:.1f} s total\n{s.alerts} alerts; top:\n"
+            f"{s.items_per_s:.0f} items/s; {s.seconds:.1f} s total\ntopics: {topics}\n"
+            + (f"note: {s.note}\n" if s.note else "")
+            + f"{s.alerts} alerts" + (f" about {topic!r}" if topic else "") + "; top:\n"
             + _alert_lines(s.top_alerts))
     emit(s.to_dict(), as_json, text)
 
@@ -266,11 +326,14 @@ def monitor(ctx, file, db, encoding, text_col, time_col, id_col, source_col, tic
 def _alert_lines(alerts: list[dict[str, Any]]) -> str:
     lines = []
     for a in alerts:
-        lines.append(f"  {str(a['period'])[:16]:<16} {a['level']:<8} {str(a['name'])[:28]:<28} z={a['z']:6.1f} "
-                     f"n={a['volume']:<4} neg={a['negative_share']:.2f} (base {a['baseline_share']:.2f})")
+        topic = f" topic={a['topic']!r}" if a.get("topic") else ""
+        width = 44 if a.get("topic") else 28
+        lines.append(f"  {str(a['period'])[:16]:<16} {a['level']:<8} {str(a['name'])[:width]:<28} z={a['z']:6.1f} "
+                     f"n={a['volume']:<4} neg={a['negative_share']:.2f} (base {a['baseline_share']:.2f}){topic}")
         for ev in (a.get("evidence") or [])[:1]:
             rules = [e["source"] for e in ev.get("evidence", []) if e["kind"] == "rule"]
-            lines.append(f"      e.g. {ev['score']:+.2f} {ev['text'][:80]!r} rules={rules[:3]}")
+            ev_topic = f" topic={ev['topic']!r}" if ev.get("topic") else ""
+            lines.append(f"      e.g. {ev['score']:+.2f} {ev['text'][:80]!r} rules={rules[:3]}{ev_topic}")
     return "\n".join(lines) or "  (none)"
 
 
@@ -283,34 +346,55 @@ def _alert_lines(alerts: list[dict[str, Any]]) -> str:
 @click.option("--z", "z_threshold", type=float, default=3.0, show_default=True)
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--top", type=int, default=20, show_default=True)
-@click.option("--level", type=click.Choice(["company", "industry", "sector"]), default=None)
-@click.option("--entity", default=None, help="Ticker, name or URI to filter on (e.g. AAPL).")
+@click.option("--level", type=LEVEL, default=None,
+              help="Only this level (a topic level with the default --by computes that level).")
+@click.option("--entity", default=None, help="Ticker, name or URI to filter on (e.g. AAPL; also its company-topic alerts).")
+@click.option("--by", type=BY, default="entity", show_default=True, help=BY_HELP)
+@click.option("--topic", default=None, help="Only alerts about this topic. " + TOPIC_HELP)
 @click.option("--prices", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Prices CSV (ticker, Date, Adj Close) for a descriptive next-day return study.")
 @click.option("--kg", "kg_path", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write alerts (.csv/.parquet/.jsonl).")
 @json_option
 @click.pass_context
-def alerts(ctx, db, resolution, window, min_volume, z_threshold, config_path, top, level, entity, prices, kg_path,
-           out, as_json):
-    """Negative-sentiment spikes in --db (robust z of the negative share), with their top evidence items."""
-    from kgfusion.apps.finance.pipeline import alerts_from_store
+def alerts(ctx, db, resolution, window, min_volume, z_threshold, config_path, top, level, entity, by, topic, prices,
+           kg_path, out, as_json):
+    """Negative-sentiment spikes in --db (robust z of the negative share), with their top evidence items.
+
+    --by topic | topic-group | company-topic | sector-topic | all: spikes per topic (needs items scored by a
+    bundle with a topic head); every alert names the topic that spiked and cites its items.
+    """
+    from kgfusion.apps.finance.pipeline import alerts_from_store, store_catalog
     from kgfusion.apps.finance.store import FinanceStore
+    from kgfusion.apps.finance.topics import TopicCatalog
 
     cfg = build_config(ctx, resolution=resolution, window=window, min_volume=min_volume, z_threshold=z_threshold,
                        config_path=config_path)
     if cfg.min_history > cfg.window:
         cfg = type(cfg).from_dict(cfg.to_dict() | {"min_history": cfg.window})
+    base = TopicCatalog.default()
+    if kg_path:
+        from kgfusion.knowledge.graph import KnowledgeGraph
+
+        base = TopicCatalog.from_graph(KnowledgeGraph.load(kg_path))
     with FinanceStore(db, read_only=True) as store:
-        table = alerts_from_store(store, cfg, top=None if prices else top, level=level, entity=entity)
+        catalog = store_catalog(store, base)
+        kind, _ = resolve_topic(catalog, topic)
+        by = check_level(level, by, cfg, kind)
+        table = alerts_from_store(store, cfg, top=None if prices else top, level=level, entity=entity, by=by,
+                                  topic=topic, topics=catalog)
     result: dict[str, Any] = {"total": int(table.attrs.get("total", len(table)))}
+    if table.attrs.get("note"):
+        result["note"] = table.attrs["note"]
     if prices:
         result["event_study"] = _event_study(table, prices, kg_path, cfg)
     table = table.head(top)
     if out:
         write_table(table, out)
     result["alerts"] = _records(table)
-    text = f"{result['total']} alerts; top {len(table)}:\n" + _alert_lines(result["alerts"])
+    text = ((f"note: {result['note']}\n" if result.get("note") else "")
+            + f"{result['total']} alerts" + (f" about {topic!r}" if topic else "") + f"; top {len(table)}:\n"
+            + _alert_lines(result["alerts"]))
     if prices:
         es = result["event_study"]
         text += ("\nevent study (descriptive, company alerts): " + json.dumps(

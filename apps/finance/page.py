@@ -2,7 +2,10 @@
 
 Pick the demo database (or upload a feed to score), read the KPIs, follow a company's or sector's
 sentiment over time, scan the alert list, and drill into an alert: its most negative items with the
-evidence highlighted, and the company's neighbourhood in the knowledge graph.
+evidence highlighted, and the company's neighbourhood in the knowledge graph. A database scored by a
+bundle with a topic head also gets a topic filter (alerts about one topic or topic group), a topic x day
+heatmap of the negative share, per-topic lines for a chosen company and the topic of every evidence item;
+without topics an info line says how to get them.
 """
 from __future__ import annotations
 
@@ -18,9 +21,10 @@ import streamlit as st
 from kgfusion.apps.common import repo_data_dir
 from kgfusion.apps.finance.config import DEFAULT_BACKEND, DEFAULT_BUNDLE_NAME, FinanceConfig
 from kgfusion.apps.finance.linking import neighbourhood
-from kgfusion.apps.finance.pipeline import alerts_from_store
+from kgfusion.apps.finance.pipeline import alerts_from_store, store_series
 from kgfusion.apps.finance.store import FinanceStore, kpis
-from kgfusion.apps.finance.timeseries import build_series
+from kgfusion.apps.finance.timeseries import TOPIC_LEVELS
+from kgfusion.apps.finance.topics import TopicCatalog
 from kgfusion.apps.ui.render import Highlight, escape_markdown, show_highlighted
 from kgfusion.core.errors import KgfusionError
 
@@ -60,12 +64,30 @@ def load_monitor(bundle: str, backend: str):
     return FinanceMonitor.from_paths(bundle, backend=backend, kg_path=KG_PATH, progress=False)
 
 
+@st.cache_resource
+def load_topics(kg_path: str) -> TopicCatalog:
+    """The KG's topics and groups (the packaged ones when the graph has none or is missing)."""
+    return TopicCatalog.from_graph(load_graph(kg_path)) if Path(kg_path).is_file() else TopicCatalog.default()
+
+
+@st.cache_data(show_spinner=False)
+def load_topic_counts(db: str, stamp: float) -> dict[str, int]:
+    with FinanceStore(db, read_only=True) as store:
+        return store.topic_counts()
+
+
 @st.cache_data(show_spinner="Reading the database ...")
-def load_dashboard(db: str, config: dict, stamp: float):
+def load_dashboard(db: str, config: dict, stamp: float, topic: str | None, _topics: TopicCatalog):
+    """KPIs, series (entity levels; the topic levels too when the store has topics) and alerts (all levels,
+    only those about ``topic`` when given)."""
     cfg = FinanceConfig.from_dict(config)
     with FinanceStore(db, read_only=True) as store:
-        return kpis(store), build_series(store.mention_frame(), cfg.resolution, cfg.levels, cfg.max_companies), \
-            alerts_from_store(store, cfg, top=200)
+        stats = kpis(store)
+        has_topics = stats["topics"] > 0
+        levels = (*cfg.levels, *TOPIC_LEVELS) if has_topics else cfg.levels
+        return stats, store_series(store, cfg, levels, _topics), \
+            alerts_from_store(store, cfg, top=200, by="all" if has_topics else "entity",
+                              topic=topic if has_topics else None, topics=_topics)
 
 
 st.title("Financial sentiment monitor")
@@ -113,24 +135,67 @@ if not db.is_file():
     st.info(f"No database at {escape_markdown(db)}. Create one with `kgfusion finance monitor FEED --db {db}`.")
     st.stop()
 
-stats, series, alerts = load_dashboard(str(db), config.to_dict(), db.stat().st_mtime)
+stamp = db.stat().st_mtime
+topic_counts = load_topic_counts(str(db), stamp)
+topic_catalog = load_topics(str(KG_PATH)).with_labels(topic_counts)
+topic = None
+if topic_counts:
+    present = [g for g in topic_catalog.groups if any(topic_catalog.group_of(t) == g for t in topic_counts)]
+    options = [None, *topic_counts, *(f"group:{g}" for g in present)]
+    with st.sidebar:
+        topic = st.selectbox("Topic", options, key="topic_filter",
+                             format_func=lambda o: "All topics" if o is None else f"{o[6:]} (topic group)"
+                             if o.startswith("group:") else f"{o} ({topic_counts[o]:,} items)")
+topic_labels = topic_catalog.resolve(topic)[1] if topic else list(topic_counts)
+stats, series, alerts = load_dashboard(str(db), config.to_dict(), stamp, topic, topic_catalog)
 
 cols = st.columns(4)
 cols[0].metric("Items", f"{stats['items']:,}")
 cols[1].metric("Linked to companies", f"{stats['linked_items']:,}")
 cols[2].metric("Negative share", f"{stats['negative_share']:.1%}")
 cols[3].metric("Alerts", f"{alerts.attrs.get('total', len(alerts)):,}")
-st.caption(f"{stats['companies']} companies, {stats['first']} to {stats['last']}")
+st.caption(f"{stats['companies']} companies, {stats['first']} to {stats['last']}"
+           + (f"; {stats['topic_items']:,} items in {stats['topics']} topics" if topic_counts else ""))
 
-st.subheader("Alerts")
+st.subheader("Alerts" + (f" about {escape_markdown(topic)}" if topic else ""))
 if alerts.empty:
     st.write("No alerts at these settings.")
 else:
-    table = alerts.drop(columns=["evidence", "entity"]).assign(period=alerts["period"].astype(str))
+    hidden = ["evidence", "entity", "subject"] + ([] if topic_counts else ["topic"])
+    table = alerts.drop(columns=hidden).assign(period=alerts["period"].astype(str))
     st.dataframe(table.round(3), hide_index=True, width="stretch")
 
+st.subheader("Topics")
+if not topic_counts:
+    st.info("No topics in this database: its items were scored by a model without a topic head. Score the feed "
+            "with a bundle that has one (e.g. finsent-topics, `kgfusion finance monitor FEED --db DB --bundle "
+            "data/models/finsent-topics --rescore`) for topic alerts, the heatmap and per-topic lines.")
+else:
+    by_topic = series[(series["level"] == "topic") & series["topic"].isin(topic_labels)]
+    if by_topic.empty:
+        st.write("No topic series at these settings.")
+    else:
+        st.markdown("**Negative share by topic and " + config.resolution + "**")
+        heat = alt.Chart(by_topic).mark_rect().encode(
+            x=alt.X("period:T", title=None), y=alt.Y("topic:N", title=None),
+            color=alt.Color("negative_share:Q", title="negative share", scale=alt.Scale(scheme="reds")),
+            tooltip=["topic:N", "period:T", "volume:Q", "negative_share:Q", "mean_score:Q"])
+        st.altair_chart(heat, width="stretch")
+    per_company = series[(series["level"] == "company-topic") & series["topic"].isin(topic_labels)]
+    if per_company.empty:
+        st.write("No company has items of this topic.")
+    else:
+        names = per_company.assign(company=per_company["name"].str.split(" · ").str[0])
+        ranked_c = names.groupby("company")["volume"].sum().sort_values(ascending=False)
+        company = st.selectbox("Company (topic lines)", list(ranked_c.index), key="topic_company")
+        lines = names[names["company"] == company]
+        st.altair_chart(alt.Chart(lines).mark_line(point=True).encode(
+            x=alt.X("period:T", title=None), y=alt.Y("negative_share:Q", title="negative share"),
+            color=alt.Color("topic:N", title="topic"),
+            tooltip=["topic:N", "period:T", "volume:Q", "negative_share:Q", "mean_score:Q"]), width="stretch")
+
 st.subheader("Sentiment over time")
-level = st.selectbox("Level", ["company", "sector", "industry"])
+level = st.selectbox("Level", ["company", "sector", "industry"] + (["topic", "topic-group"] if topic_counts else []))
 at_level = series[series["level"] == level]
 if at_level.empty:
     st.write("No series at this level.")
@@ -153,12 +218,15 @@ if not alerts.empty:
     pick = st.selectbox("Alert", range(len(labels)), format_func=lambda i: labels[i])
     alert = alerts.iloc[pick]
     for item in alert["evidence"]:
+        item_topic = (f" · topic: {escape_markdown(item['topic'])}"
+                      + (f" ({item['topic_prob']:.2f})" if item.get("topic_prob") is not None else "")
+                      if item.get("topic") else "")
         st.markdown(f"**{escape_markdown(item['label'])}** {item['score']:+.2f} "
-                    f"(confidence {item['confidence']:.2f}) · {escape_markdown(item['ts'])}")
+                    f"(confidence {item['confidence']:.2f}) · {escape_markdown(item['ts'])}{item_topic}")
         show_highlighted(item["text"], evidence_highlights(item["evidence"]))
         with st.expander("Evidence"):
             st.dataframe(pd.DataFrame(item["evidence"]), hide_index=True, width="stretch")
     st.markdown("**Knowledge-graph neighbourhood**")
     if KG_PATH.is_file():
-        st.dataframe(pd.DataFrame(neighbourhood(load_graph(str(KG_PATH)), alert["entity"])), hide_index=True,
-                     width="stretch")
+        node = alert.get("subject") or alert["entity"]  # a company-topic alert: its company's neighbourhood
+        st.dataframe(pd.DataFrame(neighbourhood(load_graph(str(KG_PATH)), node)), hide_index=True, width="stretch")

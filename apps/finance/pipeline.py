@@ -3,6 +3,12 @@
     monitor = FinanceMonitor.from_paths("data/models/finsent-full", backend="auto")
     summary = monitor.monitor("feed.jsonl.gz", "runs/finance.duckdb")
     alerts = monitor.alerts("runs/finance.duckdb", top=10)
+    legal = monitor.alerts("runs/finance.duckdb", by="company-topic", topic="legal | regulation")
+
+Topics: with a bundle that has a topic head (finsent-topics) every item is stored with its topic and
+topic_prob; ``by`` picks the series alerts come from (BY_CHOICES: the entity levels, one topic level or
+all) and ``topic`` keeps the alerts about one topic (or ``group:<name>`` for a topic group). A
+sentiment-only bundle stores NULL topics; the topic levels are then empty and ``attrs["note"]`` says why.
 """
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ from kgfusion.apps.finance.ingest import Item, content_key, item_id, no_items_er
 from kgfusion.apps.finance.linking import CompanyCatalog, CompanyLinker, Mention
 from kgfusion.apps.finance.scoring import ScoredItem, SentimentScorer
 from kgfusion.apps.finance.store import FinanceStore
-from kgfusion.apps.finance.timeseries import build_series, entity_rows
+from kgfusion.apps.finance.timeseries import TOPIC_LEVELS, entity_rows, series_from_rows
+from kgfusion.apps.finance.topics import TopicCatalog
 from kgfusion.core.data import write_rejects
 from kgfusion.core.errors import ConfigError
 
@@ -33,7 +40,13 @@ CHUNK = 2048  # items scored, linked and written per step (a crash loses at most
 CHUNK_ENV = "KGFUSION_FINANCE_CHUNK"  # overrides CHUNK, e.g. small chunks for the kill-and-resume test
 # The columns of a scored frame (FinanceMonitor._item_row), also when no item was scored.
 ITEM_COLUMNS = ("id", "ts", "source", "text", "ticker_hint", "label", "score", "confidence", "p_negative",
-                "p_neutral", "p_positive", "model_probs", "rule_score", "evidence", "run_id", "text_key")
+                "p_neutral", "p_positive", "model_probs", "rule_score", "evidence", "run_id", "text_key", "topic",
+                "topic_prob")
+# What alerts are computed over: "entity" = the config's company/industry/sector levels (today's alerts),
+# one topic level, or "all" of them.
+BY_CHOICES = ("entity", *TOPIC_LEVELS, "all")
+NO_TOPICS_NOTE = ("this database has no topics: its items were scored by a model without a topic head; score "
+                  "them with a bundle that has one (e.g. finsent-topics) and --rescore")
 
 
 def chunk_size() -> int:
@@ -66,6 +79,9 @@ class RunSummary:
     truncated: bool
     stage_seconds: dict[str, float] = field(default_factory=dict)
     top_alerts: list[dict[str, Any]] = field(default_factory=list)
+    topic_head: bool = False  # the model answers topics
+    topics: dict[str, int] = field(default_factory=dict)  # items of this run per topic, most frequent first
+    note: str = ""  # e.g. why the topic levels are empty
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +98,7 @@ class FinanceMonitor:
         self.catalog = CompanyCatalog.from_graph(graph, config)
         self.linker = CompanyLinker(self.catalog, rules, config, linker)
         self.scorer = SentimentScorer(predictor, rules, config, model_name)
+        self.topics = TopicCatalog.from_graph(graph).with_labels(self.scorer.topic_labels or [])
         self.model_name = model_name
         self.backend = backend
         self.progress = progress
@@ -144,15 +161,20 @@ class FinanceMonitor:
                 "p_negative": s.probs.get("negative"), "p_neutral": s.probs.get("neutral"),
                 "p_positive": s.probs.get("positive"), "model_probs": json.dumps(s.model_probs),
                 "rule_score": s.rule_score, "evidence": json.dumps(evidence, ensure_ascii=False), "run_id": run_id,
-                "text_key": content_key(it.text)}
+                "text_key": content_key(it.text), "topic": s.topic, "topic_prob": s.topic_prob}
 
     # -- files -----------------------------------------------------------------------------------
     def monitor(self, path: str | Path, db: str | Path, *, rejects_path: str | Path | None = None,
-                limit: int | None = None, rescore: bool = False, top: int = 5, encoding: str = "utf-8") -> RunSummary:
-        """Ingest a feed into ``db`` (items already there are skipped unless ``rescore``), then alert.
+                limit: int | None = None, rescore: bool = False, top: int = 5, encoding: str = "utf-8",
+                by: str = "entity", topic: str | None = None) -> RunSummary:
+        """Ingest a feed into ``db`` (items already there are skipped unless ``rescore``), then alert
+        (``by`` / ``topic`` as in ``alerts``).
 
         A feed with no usable item raises DataError (its rejects written first); ``db`` is not touched.
         """
+        check_by(by)
+        if topic:
+            self.topics.resolve(topic)  # an unknown topic fails before any work
         started = datetime.now(timezone.utc).replace(tzinfo=None)
         t0 = time.perf_counter()
         stages: dict[str, float] = {}
@@ -166,6 +188,7 @@ class FinanceMonitor:
             raise no_items_error(path, feed, rejects_out)
         run_id = started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         n_mentions = linked = new = 0
+        run_topics: dict[str, int] = {}
         with FinanceStore(db) as store:
             todo = feed.items
             if not rescore:
@@ -178,13 +201,15 @@ class FinanceMonitor:
                 chunk = todo[start:start + step]
                 frame, mentions = self._process(chunk, run_id)
                 new += store.upsert(frame, mentions)
+                for name, n in frame["topic"].dropna().value_counts().items():
+                    run_topics[str(name)] = run_topics.get(str(name), 0) + int(n)
                 n_mentions += len(mentions)
                 linked += mentions["item_id"].nunique() if not mentions.empty else 0
                 bar.update(len(chunk))
             bar.close()
             stages["score_link_store"] = time.perf_counter() - t1
             t2 = time.perf_counter()
-            alerts = self._alerts(store, top=top)
+            alerts = self._alerts(store, top=top, by=by, topic=topic)
             stages["series_alerts"] = time.perf_counter() - t2
             seconds = time.perf_counter() - t0
             summary = RunSummary(
@@ -194,7 +219,9 @@ class FinanceMonitor:
                 mentions=n_mentions, linked_items=int(linked), alerts=int(alerts.attrs.get("total", len(alerts))),
                 seconds=round(seconds, 2), items_per_s=round(len(todo) / max(stages["score_link_store"], 1e-9), 1),
                 truncated=feed.truncated, stage_seconds={k: round(v, 2) for k, v in stages.items()},
-                top_alerts=_jsonable(alerts.head(top)),
+                top_alerts=_jsonable(alerts.head(top)), topic_head=self.scorer.has_topics,
+                topics=dict(sorted(run_topics.items(), key=lambda kv: (-kv[1], kv[0]))),
+                note=str(alerts.attrs.get("note", "")),
             )
             store.record_run({"run_id": run_id, "started": started,
                               "finished": datetime.now(timezone.utc).replace(tzinfo=None), "input": str(path),
@@ -206,34 +233,82 @@ class FinanceMonitor:
 
     # -- series and alerts -----------------------------------------------------------------------
     def series(self, db: str | Path, levels: Sequence[str] | None = None) -> pd.DataFrame:
+        """Series at ``levels`` (default: the config's entity levels; any of timeseries.LEVELS)."""
         with FinanceStore(db, read_only=True) as store:
-            return build_series(store.mention_frame(), self.config.resolution, levels or self.config.levels,
-                                self.config.max_companies)
+            return store_series(store, self.config, levels or self.config.levels, self.topics)
 
     def alerts(self, db: str | Path, *, top: int | None = None, level: str | None = None,
-               entity: str | None = None) -> pd.DataFrame:
+               entity: str | None = None, by: str = "entity", topic: str | None = None) -> pd.DataFrame:
         """Alerts over the whole store, strongest first, with an ``evidence`` column (top items)."""
         with FinanceStore(db, read_only=True) as store:
-            return self._alerts(store, top=top, level=level, entity=entity)
+            return self._alerts(store, top=top, level=level, entity=entity, by=by, topic=topic)
 
     def _alerts(self, store: FinanceStore, *, top: int | None = None, level: str | None = None,
-                entity: str | None = None) -> pd.DataFrame:
-        return alerts_from_store(store, self.config, top=top, level=level, entity=entity)
+                entity: str | None = None, by: str = "entity", topic: str | None = None) -> pd.DataFrame:
+        return alerts_from_store(store, self.config, top=top, level=level, entity=entity, by=by, topic=topic,
+                                 topics=self.topics)
+
+
+def check_by(by: str) -> None:
+    if by not in BY_CHOICES:
+        raise ConfigError(f"by={by!r}; allowed: {', '.join(BY_CHOICES)}")
+
+
+def levels_for(by: str, config: FinanceConfig, topic_kind: str | None = None) -> tuple[str, ...]:
+    """The series levels of a ``by`` choice; with a topic filter, "entity" means the topic levels (an
+    entity-level series has no topic), a group filter adds the topic-group level."""
+    check_by(by)
+    if by == "entity":
+        if topic_kind is None:
+            return tuple(config.levels)
+        return ("topic", "company-topic", "sector-topic") + (("topic-group",) if topic_kind == "group" else ())
+    if by == "all":
+        return (*config.levels, *TOPIC_LEVELS)
+    return (by,)
+
+
+def store_catalog(store: FinanceStore, topics: TopicCatalog | None = None) -> TopicCatalog:
+    """The topic catalog (default: the packaged topics) plus any other topic the store holds."""
+    return (topics or TopicCatalog.default()).with_labels(store.topic_counts())
+
+
+def store_series(store: FinanceStore, config: FinanceConfig, levels: Sequence[str],
+                 topics: TopicCatalog | None = None) -> pd.DataFrame:
+    """Series of a store at ``levels`` (entity and/or topic levels)."""
+    return series_from_rows(_store_rows(store, config, levels, store_catalog(store, topics)), config.resolution)
+
+
+def _store_rows(store: FinanceStore, config: FinanceConfig, levels: Sequence[str],
+                catalog: TopicCatalog) -> pd.DataFrame:
+    items = store.item_frame() if any(lv in ("topic", "topic-group") for lv in levels) else None
+    return entity_rows(store.mention_frame(), levels, config.max_companies, items, catalog)
 
 
 def alerts_from_store(store: FinanceStore, config: FinanceConfig, *, top: int | None = None,
-                      level: str | None = None, entity: str | None = None) -> pd.DataFrame:
-    """Series -> alerts -> top evidence items; needs no model (used by the page and `finance alerts`)."""
-    mentions = store.mention_frame()
-    rows = entity_rows(mentions, config.levels, config.max_companies)
-    series = build_series(mentions, config.resolution, config.levels, config.max_companies)
-    alerts = detect_alerts(series, config)
+                      level: str | None = None, entity: str | None = None, by: str = "entity",
+                      topic: str | None = None, topics: TopicCatalog | None = None) -> pd.DataFrame:
+    """Series -> alerts -> top evidence items; needs no model (used by the page and `finance alerts`).
+
+    ``by``: BY_CHOICES; ``topic``: a topic name or ``group:<name>`` (any case; ConfigError naming the allowed
+    ones otherwise) keeps the alerts about it; ``topics``: the TopicCatalog (default: the packaged topics)."""
+    catalog = store_catalog(store, topics)
+    kind, wanted = catalog.resolve(topic) if topic else (None, [])
+    levels = levels_for(by, config, kind)
+    rows = _store_rows(store, config, levels, catalog)
+    alerts = detect_alerts(series_from_rows(rows, config.resolution), config)
+    if topic:
+        names = set(wanted) | ({catalog.group_of(wanted[0])} if kind == "group" and wanted else set())
+        alerts = alerts[alerts["topic"].isin(names)]
     if level:
         alerts = alerts[alerts["level"] == level]
     if entity:
-        wanted = entity.upper()
-        alerts = alerts[(alerts["entity"] == entity) | (alerts["name"].astype(str).str.upper() == wanted)
-                        | alerts["entity"].str.upper().str.endswith("/" + wanted)]
+        wanted_e = entity.upper()
+        subject = alerts["subject"].fillna("").astype(str)
+        alerts = alerts[(alerts["entity"] == entity) | (subject == entity)
+                        | (alerts["name"].astype(str).str.upper() == wanted_e)
+                        | (alerts["name"].astype(str).str.upper().str.split(" · ").str[0] == wanted_e)
+                        | alerts["entity"].str.upper().str.endswith("/" + wanted_e)
+                        | subject.str.upper().str.endswith("/" + wanted_e)]
     total = len(alerts)
     if top is not None:
         alerts = alerts.head(top)
@@ -243,6 +318,8 @@ def alerts_from_store(store: FinanceStore, config: FinanceConfig, *, top: int | 
                                                                    "evidence", "ts"])
     alerts["evidence"] = top_evidence(alerts, rows, items, config.top_evidence, config.resolution)
     alerts.attrs["total"] = total
+    if any(lv in TOPIC_LEVELS for lv in levels) and not store.topic_counts():
+        alerts.attrs["note"] = NO_TOPICS_NOTE
     return alerts
 
 

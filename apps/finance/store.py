@@ -1,9 +1,13 @@
 """DuckDB store of scored items, their company mentions and the runs that wrote them.
 
 Tables: ``items`` (id primary key; ts naive UTC; label, score, fused and model probabilities, evidence
-JSON), ``mentions`` (item_id + entity primary key; ticker, company, industry, sector, match, span) and
+JSON; topic and topic_prob from a model with a topic head, else NULL), ``mentions`` (item_id + entity primary key; ticker, company, industry, sector, match, span) and
 ``runs``. Writes are upserts keyed on the item id, so monitoring the same file twice counts each item
 once; an item's mentions are replaced together with it.
+
+Stores written before a column existed (text_key, topic, topic_prob) gain it when opened for writing
+(ALTER TABLE ... ADD COLUMN IF NOT EXISTS; old rows keep their values, the new column is NULL); opened
+read-only, the reads fill the missing columns with NULL.
 """
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     id VARCHAR PRIMARY KEY, ts TIMESTAMP, source VARCHAR, text VARCHAR, ticker_hint VARCHAR,
     label VARCHAR, score DOUBLE, confidence DOUBLE, p_negative DOUBLE, p_neutral DOUBLE, p_positive DOUBLE,
-    model_probs VARCHAR, rule_score DOUBLE, evidence VARCHAR, run_id VARCHAR, text_key VARCHAR
+    model_probs VARCHAR, rule_score DOUBLE, evidence VARCHAR, run_id VARCHAR, text_key VARCHAR,
+    topic VARCHAR, topic_prob DOUBLE
 );
 CREATE TABLE IF NOT EXISTS mentions (
     item_id VARCHAR, entity VARCHAR, ticker VARCHAR, company VARCHAR, industry_uri VARCHAR, industry VARCHAR,
@@ -34,7 +39,10 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 ITEM_COLUMNS = ["id", "ts", "source", "text", "ticker_hint", "label", "score", "confidence", "p_negative",
-                "p_neutral", "p_positive", "model_probs", "rule_score", "evidence", "run_id", "text_key"]
+                "p_neutral", "p_positive", "model_probs", "rule_score", "evidence", "run_id", "text_key", "topic",
+                "topic_prob"]
+# Item columns added after the first release: (name, SQL type); old stores gain them on open.
+ADDED_ITEM_COLUMNS = (("text_key", "VARCHAR"), ("topic", "VARCHAR"), ("topic_prob", "DOUBLE"))
 MENTION_COLUMNS = ["item_id", "entity", "ticker", "company", "industry_uri", "industry", "sector_uri", "sector",
                    "match", "surface", "start_char", "end_char", "score", "detail"]
 
@@ -61,14 +69,23 @@ class FinanceStore:
             self.con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:
             raise DataError(f"{self.path}: cannot open the DuckDB file ({exc}); is another process writing it?") from exc
-        if not read_only:
-            self.con.execute(SCHEMA)
-            # databases written before text_key existed: add it; old rows fall back to their id
-            self.con.execute("ALTER TABLE items ADD COLUMN IF NOT EXISTS text_key VARCHAR")
-        else:
-            names = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-            if "items" not in names:
-                raise DataError(f"{self.path}: not a finance monitor database (no items table)")
+        try:
+            if not read_only:
+                self.con.execute(SCHEMA)
+                # databases written before these columns existed: add them (old rows: text_key falls back to
+                # the id, topic and topic_prob stay NULL)
+                for name, sql_type in ADDED_ITEM_COLUMNS:
+                    self.con.execute(f"ALTER TABLE items ADD COLUMN IF NOT EXISTS {name} {sql_type}")
+            else:
+                names = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+                if "items" not in names:
+                    raise DataError(f"{self.path}: not a finance monitor database (no items table)")
+            self.item_columns = {r[0] for r in self.con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'items'").fetchall()}
+        except duckdb.Error as exc:
+            self.con.close()
+            raise DataError(f"{self.path}: not a finance monitor database or an unreadable one ({exc})") from exc
+        self.has_topic_columns = {"topic", "topic_prob"} <= self.item_columns
 
     def __enter__(self) -> FinanceStore:
         return self
@@ -125,25 +142,54 @@ class FinanceStore:
 
     # -- reads -----------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        return {t: int(self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in ("items", "mentions", "runs")}
+        return {t: int(self.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in ("items", "mentions", "runs")}
+
+    def _topic_sql(self, alias: str = "i") -> str:
+        """The topic columns (and text_key), NULL / the id where an old read-only store lacks them."""
+        key = f"coalesce({alias}.text_key, {alias}.id)" if "text_key" in self.item_columns else f"{alias}.id"
+        topic = (f"{alias}.topic, {alias}.topic_prob" if self.has_topic_columns
+                 else "CAST(NULL AS VARCHAR) AS topic, CAST(NULL AS DOUBLE) AS topic_prob")
+        return f"{key} AS text_key, {topic}"
 
     def mention_frame(self) -> pd.DataFrame:
-        """One row per (item, company): the item's ts, label, score, confidence, text_key and the roll-up."""
-        return self.con.execute("""
-            SELECT m.item_id, i.ts, i.label, i.score, i.confidence, coalesce(i.text_key, i.id) AS text_key, m.entity, m.ticker, m.company,
-                   m.industry_uri, m.industry, m.sector_uri, m.sector, m.match
+        """One row per (item, company): the item's ts, label, score, confidence, text_key, topic, topic_prob and
+        the roll-up."""
+        return self.con.execute(f"""
+            SELECT m.item_id, i.ts, i.label, i.score, i.confidence, m.entity, m.ticker, m.company,
+                   m.industry_uri, m.industry, m.sector_uri, m.sector, m.match, {self._topic_sql()}
             FROM mentions m JOIN items i ON i.id = m.item_id WHERE i.ts IS NOT NULL""").df()
+
+    def item_frame(self) -> pd.DataFrame:
+        """One row per timestamped item, linked or not: item_id, ts, label, score, confidence, text_key, topic,
+        topic_prob (the input of the topic and topic-group series)."""
+        return self.con.execute(f"""
+            SELECT i.id AS item_id, i.ts, i.label, i.score, i.confidence, {self._topic_sql()}
+            FROM items i WHERE i.ts IS NOT NULL""").df()
+
+    def topic_counts(self) -> dict[str, int]:
+        """Items per topic, most frequent first; empty for a store without topics."""
+        if not self.has_topic_columns:
+            return {}
+        rows = self.con.execute("SELECT topic, count(*) AS n FROM items WHERE topic IS NOT NULL "
+                                "GROUP BY topic ORDER BY n DESC, topic").fetchall()
+        return {str(t): int(n) for t, n in rows}
 
     def items(self, ids: list[str] | None = None, limit: int | None = None) -> pd.DataFrame:
         if ids is not None:
             frame = pd.DataFrame({"id": list(ids)})
             self.con.register("_ids", frame)
             try:
-                return self.con.execute("SELECT i.* FROM items i JOIN _ids USING (id) ORDER BY i.ts").df()
+                return self._full(self.con.execute("SELECT i.* FROM items i JOIN _ids USING (id) ORDER BY i.ts").df())
             finally:
                 self.con.unregister("_ids")
         sql = "SELECT * FROM items ORDER BY ts" + (f" LIMIT {int(limit)}" if limit else "")
-        return self.con.execute(sql).df()
+        return self._full(self.con.execute(sql).df())
+
+    @staticmethod
+    def _full(frame: pd.DataFrame) -> pd.DataFrame:
+        """Items with every ITEM_COLUMNS column (NULL for the ones an old, read-only store lacks)."""
+        missing = [c for c in ITEM_COLUMNS if c not in frame.columns]
+        return frame.assign(**{c: None for c in missing}) if missing else frame
 
     def mentions_of(self, ids: list[str]) -> pd.DataFrame:
         frame = pd.DataFrame({"item_id": list(ids)})
@@ -162,10 +208,13 @@ class FinanceStore:
 
 
 def kpis(store: FinanceStore) -> dict[str, Any]:
-    """Headline numbers: items, linked items, companies, negative share, time range."""
+    """Headline numbers: items, linked items, companies, negative share, time range, items with a topic and
+    the number of distinct topics."""
     row = store.con.execute("""
         SELECT count(*), avg(CASE WHEN label = 'negative' THEN 1.0 ELSE 0.0 END), avg(score), min(ts), max(ts)
         FROM items""").fetchone()
     linked, companies = store.con.execute("SELECT count(DISTINCT item_id), count(DISTINCT entity) FROM mentions").fetchone()
+    topics = store.topic_counts()
     return {"items": int(row[0]), "negative_share": float(row[1] or 0.0), "mean_score": float(row[2] or 0.0),
-            "first": row[3], "last": row[4], "linked_items": int(linked), "companies": int(companies)}
+            "first": row[3], "last": row[4], "linked_items": int(linked), "companies": int(companies),
+            "topic_items": sum(topics.values()), "topics": len(topics)}

@@ -2,6 +2,14 @@
 
 One company node per issuer (CIK): share classes such as GOOGL/GOOG become one ``company:GOOGL`` node
 (Class A ticker first) carrying every ticker. Sectors and sub-industries are nodes of their own.
+
+News topics (issue 15): the 20 topics of Twitter Financial News topic (``TOPIC_GROUPS``) as SKOS concepts
+``kgfid:topic/<slug>`` (``a skos:Concept, kgf:Topic``; ``skos:prefLabel`` the topic name -- no ``rdfs:label``,
+so the topic "Financials" never shadows the sector of that name in label look-ups -- ``skos:broader`` its
+group), the groups macro / company-specific / markets / general as
+``kgfid:topic-group/<slug>`` (``a skos:Concept, kgf:TopicGroup``), all ``skos:inScheme`` one
+``kgfid:topic-scheme/finance-news``, so alerts roll topics up like companies roll up to sectors. When the data
+set's labels.csv is there, its topic names must be exactly the ones of ``TOPIC_GROUPS``.
 """
 from __future__ import annotations
 
@@ -11,9 +19,24 @@ from pathlib import Path
 from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, RDFS, SKOS, XSD
 
+from kgfusion.core.errors import DataError
 from kgfusion.knowledge.builders import read_table, slug
 from kgfusion.knowledge.graph import KnowledgeGraph
 from kgfusion.knowledge.vocab import COMPANY, INDUSTRY, KGF, KGFID, SECTOR
+
+TOPIC = KGF.Topic
+TOPIC_GROUP = KGF.TopicGroup
+TOPIC_SCHEME = KGFID["topic-scheme/finance-news"]
+TOPIC_LABELS_FILE = Path("twitter_financial_news_topic") / "labels.csv"
+# Topic group -> the Twitter Financial News topics under it (the data set's 20 labels, each in one group).
+TOPIC_GROUPS: dict[str, tuple[str, ...]] = {
+    "macro": ("Fed | Central Banks", "Macro", "Treasuries | Corporate Debt", "Currencies", "Energy | Oil",
+              "Gold | Metals | Materials", "Politics"),
+    "company-specific": ("Earnings", "Dividend", "M&A | Investments", "IPO", "Personnel Change",
+                         "Company | Product News", "Legal | Regulation", "Analyst Update"),
+    "markets": ("Markets", "Stock Movement", "Stock Commentary", "Financials"),
+    "general": ("General News | Opinion",),
+}
 
 COLUMNS = ("Symbol", "Security", "GICS Sector", "GICS Sub-Industry", "Headquarters Location", "Date added", "CIK",
            "Founded")
@@ -62,7 +85,7 @@ def _ticker_aliases(ticker: str) -> list[str]:
 
 
 def build_finance_graph(datasets_dir: str | Path) -> KnowledgeGraph:
-    """Companies, sectors and sub-industries from ``<datasets_dir>/sp500/constituents.csv``."""
+    """Companies, sectors and sub-industries from ``<datasets_dir>/sp500/constituents.csv``; the news topics."""
     path = Path(datasets_dir) / "sp500" / "constituents.csv"
     rows = read_table(path, COLUMNS)
     kg = KnowledgeGraph()
@@ -122,9 +145,55 @@ def build_finance_graph(datasets_dir: str | Path) -> KnowledgeGraph:
         g.add((node, KGF.inIndustry, industry))
         industry_sectors.setdefault(industry, set()).add(sector)
 
+    report |= add_topics(kg, datasets_dir)
     report["sectors"] = len(set(g.subjects(RDF.type, SECTOR)))
     report["industries"] = len(industry_sectors)
     # GICS puts each sub-industry in exactly one sector; more than one means the table is inconsistent.
     report["industries_in_several_sectors"] = sum(len(s) > 1 for s in industry_sectors.values())
     kg.build_report = report
     return kg
+
+
+def topic_uri(label: str) -> URIRef:
+    """``kgfid:topic/<slug>``: "Fed | Central Banks" -> kgfid:topic/fed-central-banks."""
+    return KGFID[f"topic/{slug(label)}"]
+
+
+def topic_group_uri(group: str) -> URIRef:
+    return KGFID[f"topic-group/{slug(group)}"]
+
+
+def check_topic_labels(datasets_dir: str | Path) -> None:
+    """DataError unless ``<datasets_dir>/twitter_financial_news_topic/labels.csv`` (when present) names exactly
+    the topics of TOPIC_GROUPS."""
+    path = Path(datasets_dir) / TOPIC_LABELS_FILE
+    if not path.is_file():
+        return
+    names = {r["name"] for r in read_table(path, ("id", "name")) if r["name"]}
+    known = {t for topics in TOPIC_GROUPS.values() for t in topics}
+    if names != known:
+        raise DataError(f"{path}: topics {sorted(names - known)} have no group and {sorted(known - names)} are "
+                        "missing; give every topic a group in knowledge/builders/finance.py TOPIC_GROUPS")
+
+
+def add_topics(kg: KnowledgeGraph, datasets_dir: str | Path) -> dict[str, int]:
+    """Add the news topics and their groups (see the module docstring); returns the counts for the build report."""
+    check_topic_labels(datasets_dir)
+    g = kg.graph
+    g.add((TOPIC_SCHEME, RDF.type, SKOS.ConceptScheme))
+    g.add((TOPIC_SCHEME, RDFS.label, Literal("Finance news topics")))
+    for group, topics in TOPIC_GROUPS.items():
+        gnode = topic_group_uri(group)
+        for t in (SKOS.Concept, TOPIC_GROUP):
+            g.add((gnode, RDF.type, t))
+        g.add((gnode, SKOS.prefLabel, Literal(group)))
+        g.add((gnode, SKOS.inScheme, TOPIC_SCHEME))
+        g.add((gnode, SKOS.topConceptOf, TOPIC_SCHEME))
+        for label in topics:
+            node = topic_uri(label)
+            for t in (SKOS.Concept, TOPIC):
+                g.add((node, RDF.type, t))
+            g.add((node, SKOS.prefLabel, Literal(label)))
+            g.add((node, SKOS.broader, gnode))
+            g.add((node, SKOS.inScheme, TOPIC_SCHEME))
+    return {"topics": sum(len(t) for t in TOPIC_GROUPS.values()), "topic_groups": len(TOPIC_GROUPS)}

@@ -201,6 +201,33 @@ def test_movies_graph() -> None:
     assert literals(kg, KGFID["movie/3"], KGF.xref) == {"IMDB:tt0105946"}
 
 
+def test_finance_graph_has_the_news_topics_as_skos_concepts(tmp_path: Path) -> None:
+    from kgfusion.knowledge.builders.finance import TOPIC_GROUPS, topic_group_uri, topic_uri
+
+    kg = build_graph("finance", FIXTURES)
+    g = kg.graph
+    topics = kg.entities(KGF.Topic)
+    assert len(topics) == 20 == kg.build_report["topics"] and kg.build_report["topic_groups"] == 4
+    legal, company = topic_uri("Legal | Regulation"), topic_group_uri("company-specific")
+    assert (legal, RDF.type, SKOS.Concept) in g and (legal, SKOS.prefLabel, Literal("Legal | Regulation")) in g
+    assert (legal, SKOS.broader, company) in g and (company, RDF.type, KGF.TopicGroup) in g
+    assert (topic_uri("Fed | Central Banks"), SKOS.broader, topic_group_uri("macro")) in g
+    assert {str(g.value(t, SKOS.prefLabel)) for t in topics} == {t for ts in TOPIC_GROUPS.values() for t in ts}
+    # no rdfs:label on topics: the sector "Financials" stays the only entity of that name
+    assert kg.lookup("Financials") == [KGFID["sector/financials"]] and kg.lookup("Legal | Regulation") == []
+    # the data set's labels.csv must name the same topics
+    shutil.copytree(FIXTURES, tmp_path / "ds")
+    labels = tmp_path / "ds" / "twitter_financial_news_topic" / "labels.csv"
+    labels.parent.mkdir()
+    names = [t for ts in TOPIC_GROUPS.values() for t in ts]
+    labels.write_text("id,name\n" + "".join(f"{i},{n}\n" for i, n in enumerate(names)), encoding="utf-8")
+    assert len(build_graph("finance", tmp_path / "ds").entities(KGF.Topic)) == 20
+    labels.write_text("id,name\n" + "".join(f"{i},{n}\n" for i, n in enumerate([*names[:-1], "Crypto"])),
+                      encoding="utf-8")
+    with pytest.raises(DataError, match=r"topics \['Crypto'\] have no group.*TOPIC_GROUPS"):
+        build_graph("finance", tmp_path / "ds")
+
+
 # ---------------------------------------------------------------- build()
 def test_build_is_deterministic_and_idempotent(tmp_path: Path) -> None:
     for domain in DOMAINS:

@@ -127,3 +127,52 @@ def test_drilldown_shows_cashtags_and_markup_literally_with_highlights(tricky_db
     # Nothing of the tweet goes through Markdown (where `$...$` would become math).
     assert not any("$KEY" in m.value or "<mark" in m.value for m in at.markdown)
     assert not at.get("latex")
+
+
+@pytest.fixture
+def topic_page_db(monitor_factory, topic_feed_path, tmp_path, monkeypatch):
+    """A database scored with sentiment and topics (keyword multi-head predictor): Legal | Regulation spikes."""
+    from tests.apps.finance.conftest import KeywordTopicPredictor
+
+    db = tmp_path / "topics.duckdb"
+    monitor_factory(KeywordTopicPredictor()).monitor(topic_feed_path, db)
+    monkeypatch.setenv("KGFUSION_FINANCE_DB", str(db))
+    monkeypatch.setenv("KGFUSION_FINANCE_KG", str(DATA / "mini_finance.ttl"))
+    return db
+
+
+def test_topic_filter_heatmap_lines_and_evidence_topics(topic_page_db):
+    legal = "Legal | Regulation"
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.sidebar.number_input[0].set_value(3).run()
+    assert not at.exception
+    topic = at.sidebar.selectbox(key="topic_filter")
+    assert topic.value is None and topic.options[0] == "All topics"
+    assert {f"{legal} (144 items)", "company-specific (topic group)"} <= set(topic.options)
+    every = at.dataframe[0].value
+    assert {"topic-group", "topic", "company-topic", "company"} <= set(every["level"])
+    assert at.selectbox(key="topic_company").value == "AAPL"  # per-topic lines: the company with most items
+    charts = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    marks = [str(c.get("mark")) for c in charts]
+    assert len(charts) == 3 and "rect" in marks[0]  # topic x day heatmap, per-topic lines, the entity series
+    topic.set_value(legal).run()
+    assert not at.exception
+    alerts = at.dataframe[0].value
+    assert len(alerts) < len(every) and set(alerts["topic"]) == {legal}
+    assert set(alerts["level"]) == {"topic", "company-topic", "sector-topic"}
+    assert any(f"Alerts about {legal}" in shown(h.value) for h in at.subheader)
+    item_lines = [shown(m.value) for m in at.markdown if "confidence" in m.value]
+    assert item_lines and all(f"topic: {legal} (0.90)" in line for line in item_lines)
+    assert not at.info  # the store has topics: no info line
+    at.selectbox(key="topic_filter").set_value("group:markets").run()  # a quiet group: no alerts
+    assert not at.exception and any("No alerts at these settings" in shown(m.value) for m in at.markdown)
+
+
+def test_a_store_without_topics_hides_the_topic_widgets(demo_db):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert not [s for s in at.selectbox if s.key in ("topic_filter", "topic_company")]
+    assert any("No topics in this database" in shown(i.value) for i in at.info)
+    at.sidebar.number_input[0].set_value(3).run()
+    alerts = at.dataframe[0].value
+    assert "topic" not in alerts.columns and set(alerts["level"]) <= {"company", "industry", "sector"}

@@ -133,12 +133,16 @@ def test_finance_recipe_heads_are_checked(data, ensemble, message):
         recipe_heads(recipe)
 
 
-def test_the_multitask_recipe_has_the_full_long_schedule():
+def test_the_multitask_recipe_has_the_cosine_llrd_schedule():
     from pathlib import Path
 
     from kgfusion.apps.finance.recipe import recipe_heads
     from kgfusion.core.recipe import load_recipe
 
     recipes = Path(__file__).resolve().parents[3] / "data" / "recipes"
-    multi, long = load_recipe(recipes / "finance-multitask.json"), load_recipe(recipes / "ablations/finance/full-long.json")
-    assert multi.train == long.train and recipe_heads(multi) == ["sentiment", "topic"]
+    multi = load_recipe(recipes / "finance-multitask.json")
+    best = load_recipe(recipes / "ablations/finance/full-cosine-llrd.json")
+    # the best sentiment ablation's optimiser and schedule, fewer epochs (the topic data makes each 2.4x longer)
+    same = ("lr", "schedule", "layer_lr_decay", "batch_size", "max_length", "method")
+    assert {k: multi.train[k] for k in same} == {k: best.train[k] for k in same}
+    assert recipe_heads(multi) == ["sentiment", "topic"]
