@@ -11,7 +11,10 @@ item sent once (no repeats, so no cache helps). Phases, all bounded by a request
   2. the same 32-client load on a server started with --max-batch-size 1 (micro-batching off);
   3. open-loop at half the 32-client peak request rate: p99 latency;
   4. a soak at that rate for ``--soak-seconds`` (600 = 10 min): server RSS sampled every 5 s, growth
-     = mean of the last minute minus mean of the first minute after warm-up.
+     = mean of the last minute minus mean of the first minute after warm-up;
+  5. medical notes (data/notes, one per request) and recommendation lists (4 MovieLens users per
+     request, k = 10) under 8 clients on a `--apps medical,recommend` server (reported; no targets).
+     ``--other-only`` runs just this phase and updates an existing results file.
 Offline throughput, same run, same items: FinanceMonitor.score (the server's per-item work: model,
 lexicon fusion, company linking) in batches of 256 in this process, with the server stopped, and the
 bare Predictor.predict_proba for reference. All figures are for this 2-core machine, client and
@@ -76,11 +79,11 @@ def peak_rss_mb(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, batch_size: int, wait_ms: float) -> None:
+    def __init__(self, batch_size: int, wait_ms: float, apps: str = "finance") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        self.proc = subprocess.Popen([str(KGF), "serve", "--apps", "finance", "--port", str(self.port),
+        self.proc = subprocess.Popen([str(KGF), "serve", "--apps", apps, "--port", str(self.port),
                                       "--max-batch-size", str(batch_size), "--max-wait-ms", str(wait_ms)],
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -128,7 +131,8 @@ class Payloads:
         return {"items": [{"text": t} for t in chunk]}
 
 
-async def closed_loop(url: str, payloads: Payloads, clients: int, requests: int, cap_s: float) -> dict:
+async def closed_loop(url: str, payloads, clients: int, requests: int, cap_s: float,
+                      route: str = "/v1/finance/score", key: str = "items") -> dict:
     import httpx
 
     latencies: list[float] = []
@@ -145,8 +149,8 @@ async def closed_loop(url: str, payloads: Payloads, clients: int, requests: int,
                 body = payloads.next()
                 t0 = time.perf_counter()
                 try:
-                    r = await client.post("/v1/finance/score", json=body)
-                    ok = r.status_code == 200 and len(r.json()["results"]) == len(body["items"])
+                    r = await client.post(route, json=body)
+                    ok = r.status_code == 200 and len(r.json()["results"]) == len(body[key])
                 except httpx.HTTPError:
                     ok = False
                 latencies.append(time.perf_counter() - t0)
@@ -191,6 +195,55 @@ async def open_loop(url: str, payloads: Payloads, rate: float, seconds: float, p
     return summary(latencies, total, len(latencies), len(latencies) * payloads.per, errors), rss
 
 
+class Notes:
+    """One sample note per request (data/notes), in turn."""
+
+    per = 1
+
+    def __init__(self) -> None:
+        self.notes = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "data" / "notes").glob("*.txt"))]
+        self.pos = 0
+
+    def next(self) -> dict:
+        self.pos += 1
+        return {"notes": [{"id": f"n{self.pos}", "text": self.notes[self.pos % len(self.notes)]}]}
+
+
+class Users:
+    """Four MovieLens users per request (a page asking for several lists), k = 10."""
+
+    per = 4
+
+    def __init__(self) -> None:
+        import pandas as pd
+
+        users = sorted(pd.read_csv(ROOT / "data" / "datasets" / "movielens_small" / "ratings.csv",
+                                   usecols=["userId"])["userId"].unique().tolist())
+        random.Random(7).shuffle(users)
+        self.users, self.pos = users, 0
+
+    def next(self) -> dict:
+        chunk = [self.users[(self.pos + i) % len(self.users)] for i in range(self.per)]
+        self.pos += self.per
+        return {"users": chunk, "k": 10}
+
+
+def other_apps(requests: int, cap_s: float) -> dict:
+    """Medical notes and recommendation lists under 8 concurrent clients (reported, no targets)."""
+    server = Server(64, 5.0, apps="medical,recommend")
+    server.wait_ready()
+    try:
+        out = {}
+        for name, route, payloads, key in (("medical", "/v1/medical/extract", Notes(), "notes"),
+                                           ("recommend", "/v1/recommend", Users(), "users")):
+            asyncio.run(closed_loop(server.url, payloads, 2, 10, 30, route, key))  # warm-up
+            out[name] = asyncio.run(closed_loop(server.url, payloads, 8, requests, cap_s, route, key))
+            print(f"  {name}, 8 clients: {out[name]}", flush=True)
+    finally:
+        server.stop()
+    return out
+
+
 def offline(texts: list[str], per_request: int) -> dict:
     from kgfusion.apps.finance.ingest import Item, item_id
     from kgfusion.apps.finance.pipeline import FinanceMonitor
@@ -217,10 +270,19 @@ def main() -> None:
     ap.add_argument("--cap-seconds", type=float, default=90, help="time cap of each closed-loop phase")
     ap.add_argument("--half-load-seconds", type=float, default=30)
     ap.add_argument("--soak-seconds", type=float, default=600)
+    ap.add_argument("--requests-other", type=int, default=200, help="requests of the medical/recommend phases")
     ap.add_argument("--max-batch-size", type=int, default=64)
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--other-only", action="store_true", help="only phase 5, merged into --results")
     args = ap.parse_args()
+    if args.other_only:
+        others = other_apps(args.requests_other, args.cap_seconds)
+        out = json.loads(args.results.read_text(encoding="utf-8")) if args.results.is_file() else {}
+        out |= {"medical_8_clients": others["medical"], "recommend_8_clients": others["recommend"]}
+        atomic_write_json(args.results, out)
+        print(f"wrote {args.results}")
+        return
     per = args.items_per_request
     texts = load_texts(20_000)
     payloads = Payloads(texts, per)
@@ -266,7 +328,10 @@ def main() -> None:
         server.stop()
     print(f"  32 clients, no batching: {nobatch}", flush=True)
 
+    print("medical and recommend servers ...", flush=True)
+    others = other_apps(args.requests_other, args.cap_seconds)
     errors = sum(p["errors"] for p in phases.values()) + half["errors"] + soak["errors"] + nobatch["errors"]
+    errors += sum(p["errors"] for p in others.values())
     out |= {
         "items_per_s_1": phases[1]["items_per_s"], "items_per_s_8": phases[8]["items_per_s"],
         "items_per_s_32": phases[32]["items_per_s"], "items_per_s_32_no_batching": nobatch["items_per_s"],
@@ -277,6 +342,7 @@ def main() -> None:
         "peak_rss_mb": round(peak_mem, 1),
         "phases": {f"clients_{c}": p for c, p in phases.items()} | {"clients_32_no_batching": nobatch,
                                                                     "half_load": half, "soak": soak},
+        "medical_8_clients": others["medical"], "recommend_8_clients": others["recommend"],
         "soak_rss_mb": rss, "batch_size_histogram": batches,
     }
     atomic_write_json(args.results, out)
