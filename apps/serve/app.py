@@ -249,11 +249,15 @@ def _check_items(settings: ServeSettings, field: str, texts: list[str]) -> None:
         raise ApiError(413, "too_many_items", f"{len(texts)} {field} in one request; the limit is "
                        f"{settings.max_items} (split the request)", field)
     for i, text in enumerate(texts):
-        if len(text) > settings.max_chars:
-            raise ApiError(413, "text_too_long", f"{field}[{i}].text has {len(text)} characters; the limit is "
-                           f"{settings.max_chars}", f"{field}[{i}].text")
+        _check_length(settings, f"{field}[{i}].text", text)
         if not text.strip():
             raise ApiError(422, "empty_text", f"{field}[{i}].text is blank", f"{field}[{i}].text")
+
+
+def _check_length(settings: ServeSettings, field: str, text: str) -> None:
+    if len(text) > settings.max_chars:
+        raise ApiError(413, "text_too_long", f"{field} has {len(text)} characters; the limit is "
+                       f"{settings.max_chars}", field)
 
 
 async def _batched(state: ServerState, app: str, items: list[Any]) -> list[Any]:
@@ -397,9 +401,7 @@ def create_app(settings: ServeSettings | None = None, services: Services | None 
                       k: int = Query(5, ge=1, le=50)) -> JSONResponse:
         """Link a mention to KG entities (exact, normalised, n-gram, then embedding match)."""
         svc = state.service("kg")
-        if len(mention) > settings.max_chars:
-            raise ApiError(413, "text_too_long", f"mention has {len(mention)} characters; the limit is "
-                           f"{settings.max_chars}", "mention")
+        _check_length(settings, "mention", mention)
         svc.require(graph)
         linker = await run_in_threadpool(svc.linker, graph)
         result = (await run_in_threadpool(linker.link_many, [mention], None, k))[0]
@@ -411,9 +413,7 @@ def create_app(settings: ServeSettings | None = None, services: Services | None 
         from kgfusion.knowledge.sparql import QueryTimeout, SparqlError
 
         svc = state.service("kg")
-        if len(req.query) > settings.max_chars:
-            raise ApiError(413, "text_too_long", f"query has {len(req.query)} characters; the limit is "
-                           f"{settings.max_chars}", "query")
+        _check_length(settings, "query", req.query)
         svc.require(req.graph)
         if not state.sparql_slots.acquire(blocking=False):
             raise ApiError(429, "busy", f"{settings.sparql_concurrency} SPARQL queries are running; retry shortly")
