@@ -32,6 +32,7 @@ from kgfusion.core.fileio import atomic_write_json  # noqa: E402
 FEED = ROOT / "data" / "datasets" / "stocknet" / "stocknet_raw_tweets.jsonl.gz"
 PRICES = ROOT / "data" / "datasets" / "stocknet" / "stocknet_prices_raw.csv.gz"
 BUNDLE = ROOT / "data" / "models" / "finsent-full"
+TOPICS_BUNDLE = ROOT / "data" / "models" / "finsent-topics"
 ANNOTATIONS = ROOT / "benchmarks" / "annotations" / "finance_links_200.csv"
 RESULTS = ROOT / "benchmarks" / "results" / "finance.json"
 SAMPLE_SEED = 2026
@@ -124,13 +125,46 @@ def relink_precision(path: Path = ANNOTATIONS) -> dict[str, float]:
             "links_current_judged": judged, "links_current_unjudged": unjudged}
 
 
-def monitor_speed(backend: str, limit: int) -> tuple[dict[str, float], object, str]:
+def topic_quality(bundle: Path = TOPICS_BUNDLE) -> dict[str, object]:
+    """Topic accuracy / macro-F1 on the bundle's held-out topic test split (own seeded split of the topic train
+    file, texts of the sentiment sets left out): fused with the n-gram head (what the apps use) and model only."""
+    from kgfusion.apps.finance.lexical_head import bundle_split_spec
+    from kgfusion.apps.finance.topics import TOPIC_HEAD
+    from kgfusion.apps.finance.train import (
+        FinanceData,
+        evaluate_finsent,
+        load_finance_splits,
+        load_topic_splits,
+    )
+    from kgfusion.core.bundle import resolve_backend
+    from kgfusion.core.jobs import evaluate_predictor
+    from kgfusion.core.predict import Predictor
+
+    spec = bundle_split_spec(bundle)
+    fdata = FinanceData.default(ROOT / "data")
+    fdata.dev, fdata.test, fdata.seed = spec["dev"], spec["test"], spec["seed"]
+    topics = load_topic_splits(fdata, load_finance_splits(fdata))
+    backend = resolve_backend(bundle, "auto")
+    out: dict[str, object] = {"topic_bundle": bundle.name, "topic_backend": backend, "topic_test_n": len(topics.test)}
+    for key, lexical in (("", True), ("model_only_", False)):
+        m = evaluate_predictor(Predictor.from_bundle(bundle, backend=backend, lexical=lexical), topics.test,
+                               head=TOPIC_HEAD)
+        out[f"topic_{key}accuracy"] = round(m["accuracy"], 4)
+        out[f"topic_{key}macro_f1"] = round(m["macro_f1"], 4)
+    out["topic_note"] = ("topic_accuracy / topic_macro_f1: the topic head fused with the bundle's n-gram head "
+                         "(lexical_topic.npz), as the apps score; topic_model_only_*: the encoder's topic head alone")
+    sentiment = evaluate_finsent(bundle, FinanceData.default(ROOT / "data"), backend=backend, with_rules=False)
+    out.update({f"topics_bundle_{name}_accuracy": m["accuracy"] for name, m in sentiment["model"].items()})
+    return out
+
+
+def monitor_speed(backend: str, limit: int, bundle: Path = BUNDLE) -> tuple[dict[str, float], object, str]:
     from kgfusion.apps.finance.pipeline import FinanceMonitor
 
     work = Path(tempfile.mkdtemp(prefix="kgf-finance-bench-"))
     db = work / f"{backend}.duckdb"
     t0 = time.perf_counter()
-    mon = FinanceMonitor.from_paths(BUNDLE, backend=backend, progress=False)
+    mon = FinanceMonitor.from_paths(bundle, backend=backend, progress=False)
     load = time.perf_counter() - t0
     s = mon.monitor(FEED, db, limit=limit)
     return ({"items": s.items, "seconds": s.seconds, "items_per_s": round(s.items / s.seconds, 1),
@@ -166,6 +200,7 @@ def main() -> None:
     ap.add_argument("--backends", default="onnx-int8,int8,fp32",
                     help="Monitor backends to time, comma-separated; the first is the headline.")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-topics", action="store_true", help="No topic bundle quality or monitor figures.")
     ap.add_argument("--from-dbs", default="",
                     help="backend=PATH,...: read the monitor numbers from finished runs' databases "
                          "(e.g. after the report step failed) instead of monitoring again")
@@ -213,6 +248,8 @@ def main() -> None:
     res.update({f"{name}_minus_fp32_points": round(100 * (res[f"{name}_accuracy"] - res[f"fp32_{name}_accuracy"]), 2)
                 for name in ev["model"] if f"fp32_{name}_accuracy" in res})
     res["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    if not args.skip_topics:
+        res.update(topic_quality())
     res.update(link_precision())
     res.update(relink_precision())
     res["link_precision_note"] = (
@@ -232,6 +269,14 @@ def main() -> None:
             print(f"monitor {backend}: {details[backend]['items_per_s']} items/s over {details[backend]['items']} items")
             if first is None:
                 first, mon, db = backend, m, d
+                if not args.skip_topics:  # right after the headline run, same backend and feed: the ratio
+                    from kgfusion.core.bundle import available_backends as shipped_by
+
+                    if backend in shipped_by(TOPICS_BUNDLE):
+                        topic_run, _, _ = monitor_speed(backend, args.monitor_items or None, TOPICS_BUNDLE)
+                        res["monitor_items_per_s_with_topics"] = topic_run["items_per_s"]
+                        res["monitor_with_topics_details"] = topic_run
+                        print(f"monitor {backend} with topics: {topic_run['items_per_s']} items/s")
         res["monitor_backend"] = first
         res["monitor_items_per_s"] = details[first]["items_per_s"]
         for backend, d in details.items():
@@ -243,6 +288,9 @@ def main() -> None:
         res["monitor_note"] = (f"{scope} of StockNet's raw tweets (96,337 items after de-duplication), end to end "
                                "(read, score, link, store in a fresh DuckDB file, series and alerts), 2 CPU cores")
         res["monitor_details"] = details
+        if "monitor_items_per_s_with_topics" in res:
+            res["monitor_topics_vs_sentiment_only"] = round(res["monitor_items_per_s_with_topics"]
+                                                            / res["monitor_items_per_s"], 3)
         from kgfusion.apps.finance.eventstudy import next_day_returns, read_prices, summarize
 
         alerts = mon.alerts(db, level="company")
@@ -257,7 +305,10 @@ def main() -> None:
             "link_precision_current",
             "onnx_int8_phrasebank50_accuracy", "monitor_backend",
             "monitor_items_per_s", "monitor_items_per_s_int8", "monitor_items_per_s_fp32", "monitor_speedup_vs_fp32",
-            "monitor_items_measured"]
+            "monitor_items_measured", "monitor_items_per_s_with_topics", "monitor_topics_vs_sentiment_only",
+            "topic_accuracy", "topic_macro_f1", "topic_model_only_accuracy", "topic_model_only_macro_f1",
+            "topics_bundle_phrasebank50_accuracy", "topics_bundle_phrasebank_allagree_accuracy",
+            "topics_bundle_twitter_accuracy"]
     print(f"{'metric':<34} value")
     for k in keys:
         if k in res:

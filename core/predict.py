@@ -14,9 +14,10 @@ head, named ``SINGLE_HEAD``.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -57,6 +58,9 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 class Predictor:
     """Turn texts into class probabilities or entity spans with one of three backends."""
+
+    # head -> LexicalHead fused into that head's probabilities (set by from_bundle; empty = model only)
+    lexical: Mapping[str, Any] = MappingProxyType({})
 
     def __init__(
         self,
@@ -141,8 +145,10 @@ class Predictor:
                               f"{self.heads[self.primary_head]}")
 
     @classmethod
-    def from_bundle(cls, bundle_dir: str | Path, backend: Backend | Literal["auto"] = "fp32", **kwargs) -> Predictor:
-        """``backend='auto'``: the best one the bundle ships (onnx-int8 when present, else fp32)."""
+    def from_bundle(cls, bundle_dir: str | Path, backend: Backend | Literal["auto"] = "fp32", *, lexical: bool = True,
+                    **kwargs) -> Predictor:
+        """``backend='auto'``: the best one the bundle ships (onnx-int8 when present, else fp32).
+        ``lexical=False`` ignores the bundle's lexical heads (model-only probabilities)."""
         from kgfusion.core.bundle import ONNX_INT8, load_bundle, read_manifest, resolve_backend
 
         bundle_dir = Path(bundle_dir)
@@ -167,13 +173,27 @@ class Predictor:
 
                 kwargs.setdefault("decoder_scores", load_decoder_scores(bundle_dir))
                 kwargs.setdefault("gazetteer", load_gazetteer(bundle_dir))
-            return cls(None, tokenizer, manifest.labels, manifest.task, backend=backend,
+            pred = cls(None, tokenizer, manifest.labels, manifest.task, backend=backend,
                        onnx_path=bundle_dir / ONNX_INT8, **kwargs)
+            return pred._with_lexical(bundle_dir, lexical)
         loaded = load_bundle(bundle_dir)
         manifest = read_manifest(bundle_dir)
         kwargs.setdefault("max_length", max(manifest.max_length, 128))
         kwargs.setdefault("decoder", manifest.extra.get("decoder", "argmax"))
-        return cls(loaded.model, loaded.tokenizer, loaded.labels, loaded.task, backend=backend, **kwargs)
+        pred = cls(loaded.model, loaded.tokenizer, loaded.labels, loaded.task, backend=backend, **kwargs)
+        return pred._with_lexical(bundle_dir, lexical)
+
+    def _with_lexical(self, bundle_dir: Path, enabled: bool) -> Predictor:
+        """Attach the bundle's lexical heads (core.lexical), fused into those heads' probabilities."""
+        if enabled and self.task == "sequence":
+            from kgfusion.core.lexical import load_lexical_heads
+
+            self.lexical = load_lexical_heads(bundle_dir, list(self.heads))
+        return self
+
+    def _fuse_lexical(self, head: str, probs: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        lex = self.lexical.get(head)
+        return probs if lex is None or not len(texts) else lex.fuse(probs, texts)
 
     # -- shared machinery -------------------------------------------------------------------
     def _encode(self, texts: Sequence[str]):
@@ -248,7 +268,8 @@ class Predictor:
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         enc = self._encode(texts)
-        return self._aggregate(enc, self._logits(enc), len(texts), len(self.labels))
+        probs = self._aggregate(enc, self._logits(enc), len(texts), len(self.labels))
+        return self._fuse_lexical(self.primary_head, probs, texts)
 
     def predict_heads(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Probabilities of every head from one forward pass: head -> (len(texts), n_labels of that head).
@@ -259,7 +280,8 @@ class Predictor:
             return {h: np.zeros((0, len(labs)), dtype=np.float32) for h, labs in self.heads.items()}
         enc = self._encode(texts)
         logits = self._head_logits(enc)
-        return {h: self._aggregate(enc, logits[h], len(texts), len(labs)) for h, labs in self.heads.items()}
+        return {h: self._fuse_lexical(h, self._aggregate(enc, logits[h], len(texts), len(labs)), texts)
+                for h, labs in self.heads.items()}
 
     @staticmethod
     def _aggregate(enc, logits: list[np.ndarray], n_texts: int, n_labels: int) -> np.ndarray:

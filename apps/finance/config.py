@@ -7,9 +7,11 @@ from typing import Literal
 from kgfusion.core.config import ConfigBase, check_range
 from kgfusion.core.errors import ConfigError
 
-# The shipped sentiment bundle (under data/models/) and the backend the CLI, page and demo use by default:
-# "auto" is the best one the bundle ships (ONNX int8 for finsent-full, which ships nothing else).
-DEFAULT_BUNDLE_NAME = "finsent-full"
+# The shipped bundle (under data/models/) and the backend the CLI, page, server and demo use by default:
+# finsent-topics answers sentiment and topic from one forward pass (0.94x the sentiment-only finsent-full's
+# monitor throughput, same sentiment accuracy: benchmarks/results/finance.json); "auto" is the best backend
+# the bundle ships (ONNX int8, which is all it ships).
+DEFAULT_BUNDLE_NAME = "finsent-topics"
 DEFAULT_BACKEND = "auto"
 
 # Column names tried, in order, when a column option is left empty ("" = auto-detect).

@@ -199,8 +199,13 @@ def train_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, recipe_pa
                                        command=_command(recipe_path))
             final = student
     target = Path(out_dir) if out_dir else data_root / "models" / recipe.name
-    return finish_bundle(final, target, recipe, splits, report, time.perf_counter() - started, onnx=onnx,
-                         ship=ship if ship is not None else bool(spec.get("ship", True)), topics=topics)
+    result = finish_bundle(final, target, recipe, splits, report, time.perf_counter() - started, onnx=onnx,
+                           ship=ship if ship is not None else bool(spec.get("ship", True)), topics=topics)
+    if topics is not None and spec.get("lexical_topic"):  # the topic n-gram head fused into the topic head
+        from kgfusion.apps.finance.lexical_head import build_topic_lexical_head
+
+        result["topic_lexical"] = build_topic_lexical_head(target, data_root)
+    return result
 
 
 def finish_bundle(src: Path, target: Path, recipe: Recipe, splits, report: dict[str, Any], seconds: float, *,

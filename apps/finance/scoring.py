@@ -109,6 +109,11 @@ class SentimentScorer:
         self.model_name = model_name
 
     @property
+    def _topic_fusion_note(self) -> str:
+        lex = getattr(self.predictor, "lexical", {}).get(TOPIC_HEAD)
+        return f" (fused with the n-gram head, weight {lex.alpha:.2f})" if lex is not None else ""
+
+    @property
     def has_topics(self) -> bool:
         return self.topic_labels is not None
 
@@ -165,7 +170,8 @@ class SentimentScorer:
         if topic_row is not None and self.topic_labels:
             best = int(np.argmax(topic_row))
             topic, topic_prob = self.topic_labels[best], round(float(topic_row[best]), 6)
-            d = d.with_evidence(Evidence("model", self.model_name, f"{TOPIC_DETAIL}{topic} {topic_prob:.2f}",
+            d = d.with_evidence(Evidence("model", self.model_name,
+                                         f"{TOPIC_DETAIL}{topic} {topic_prob:.2f}{self._topic_fusion_note}",
                                          weight=topic_prob))
         return ScoredItem(str(d.value), round(score, 6), d.confidence, dict(d.scores or {}), model_probs,
                           rule_score, d, topic, topic_prob)

@@ -14,7 +14,7 @@ def test_demo_evaluates_the_shipped_bundle(tmp_path, monkeypatch):
     res = CliRunner().invoke(cli, ["demo", "--quick"])
     assert res.exit_code == 0, res.output
     # the finance app's bundle with its default backend (next to fp32 when it ships fp32), per held-out test set
-    assert "finsent-full (onnx-int8 by default, the only model it ships)" in res.output
+    assert "finsent-topics (onnx-int8 by default, the only model it ships)" in res.output
     rows = re.findall(r"^(phrasebank50|phrasebank_allagree|twitter)\s+(\d+)\s+(\d\.\d{4})"
                       r"(?:\s+(\d\.\d{4})\s+([+-]\d+\.\d) points)?$", res.output, flags=re.M)
     assert [r[0] for r in rows] == ["phrasebank50", "phrasebank_allagree", "twitter"]
