@@ -4,17 +4,34 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from kgfusion.core.errors import KgfusionError
+
+if TYPE_CHECKING:
+    from kgfusion.core.lifecycle.registry import Resolved
 
 
 def repo_data_dir() -> Path:
     """The data/ folder: $KGFUSION_DATA if set, else the one beside the installed packages."""
     env = os.environ.get("KGFUSION_DATA")
     return Path(env) if env else Path(__file__).resolve().parents[1] / "data"
+
+
+def registry_root() -> Path:
+    """The model version registry (core/lifecycle/registry.py): $KGFUSION_REGISTRY if set, else data/registry."""
+    env = os.environ.get("KGFUSION_REGISTRY")
+    return Path(env) if env else repo_data_dir() / "registry"
+
+
+def promoted_bundle(bundle: str | Path) -> Resolved:
+    """The bundle an app loads for ``bundle``: the registry's promoted version of its directory name, if
+    any (a core.lifecycle.registry.Resolved: ``.path`` to load, ``.label`` = name or name@vN to show)."""
+    from kgfusion.core.lifecycle.registry import resolve_promoted
+
+    return resolve_promoted(bundle, registry_root(), repo_data_dir() / "models")
 
 
 def results_dir() -> Path:

@@ -253,7 +253,7 @@ def offline(texts: list[str], per_request: int) -> dict:
     monitor.score(items[:64])  # warm-up
     t0 = time.perf_counter()
     for start in range(0, len(items), 256):
-        monitor._process(items[start:start + 256], run_id="")
+        monitor.score_items(items[start:start + 256])
     pipeline = len(items) / (time.perf_counter() - t0)
     predictor = monitor.scorer.predictor
     t0 = time.perf_counter()

@@ -565,6 +565,8 @@ def train(
     example_weights: Sequence[float] | None = None,
     checkpoint_dir: str | Path | None = None,
     train_word_features: Sequence[Sequence[int]] | None = None,
+    init: tuple[Any, Any] | None = None,
+    regularizer: Callable[[Any], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Fine-tune and return the model with the best dev weights restored.
 
@@ -576,6 +578,9 @@ def train(
     ``train_word_features``: gazetteer feature ids per word of each training example, computed by the
     caller (e.g. cross-fold, so a dictionary built from training mentions does not look perfect on
     the sentences it came from); dev examples and inference use ``gazetteer``.
+    ``init``: (model, tokenizer) to continue from instead of a fresh model (core/lifecycle/update.py: a
+    deployed version learning new data; the caller wraps it, e.g. with a LoRA adapter, beforehand).
+    ``regularizer``: model -> penalty added to every step's loss (e.g. L2-SP or EWC towards the old weights).
     """
     if not train_examples:
         raise DataError("no training examples")
@@ -596,7 +601,11 @@ def train(
         raise ConfigError(f"token labels must include 'O'; got {labels}")
     label2id = {lab: i for i, lab in enumerate(labels)}
     gaz = gazetteer if config.kg_features else None
-    model, tokenizer = build_model(config, labels, n_features=gaz.n_features if gaz is not None else 0, heads=heads)
+    if init is not None:
+        model, tokenizer = init
+    else:
+        model, tokenizer = build_model(config, labels, n_features=gaz.n_features if gaz is not None else 0,
+                                       heads=heads)
     if gaz is not None:
         model.gazetteer = gaz  # saved inside the bundle: inference computes the same features
     if heads:
@@ -691,6 +700,8 @@ def train(
             for batch_idx in bucketed_batches([len(f["input_ids"]) for f in train_feats], config.batch_size, rng):
                 batch = _collate([train_feats[i] for i in batch_idx], pad_id)
                 loss = forward_loss(batch)
+                if regularizer is not None:
+                    loss = loss + regularizer(model)
                 loss.backward()
                 if adv is not None:
                     adv.run(trainable, lambda b=batch: forward_loss(b))

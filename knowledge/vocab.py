@@ -2,6 +2,8 @@
 
 Labels: ``rdfs:label`` (one preferred label), ``skos:altLabel`` (aliases). Types: schema.org where one
 fits (Corporation, MedicalCondition, Drug, Movie), ``kgf:`` otherwise (Sector, Industry, Genre, Tag).
+Finance news topics are SKOS concepts (``a skos:Concept, kgf:Topic``, ``skos:prefLabel``, ``skos:broader`` a
+``kgf:TopicGroup``): ``topic:earnings`` (kgfid:topic/earnings), ``topic-group:macro`` (kgfid:topic-group/macro).
 Cross-references are plain literals on ``kgf:xref`` normalised as ``PREFIX:ID`` (MESH:D001943,
 OMIM:114480, ICD10CM:C50, DRUGBANK:DB00945).
 
@@ -48,7 +50,7 @@ PREFIXES = {
 }
 
 # Short prefixes for instance URIs, so Turtle and SPARQL can say company:AAPL for kgfid:company/AAPL.
-ID_KINDS = ("company", "sector", "industry", "drug", "movie", "genre", "tag")
+ID_KINDS = ("company", "sector", "industry", "topic", "topic-group", "drug", "movie", "genre", "tag")
 ID_PREFIXES = {kind: Namespace(str(KGFID[f"{kind}/"])) for kind in ID_KINDS}
 ALL_PREFIXES = {**PREFIXES, **ID_PREFIXES}
 

@@ -9,6 +9,7 @@ import click
 
 from kgfusion.apps.common import DomainGroup, emit, json_option, pretrain_corpus_command, repo_data_dir
 from kgfusion.apps.finance.config import DEFAULT_BACKEND, DEFAULT_BUNDLE_NAME
+from kgfusion.apps.finance.drift_cli import drift_reference
 
 BACKEND = click.Choice(["auto", "fp32", "int8", "onnx-int8"])  # auto: the best the bundle ships
 # pipeline.BY_CHOICES (kept literal here so `--help` does not import pandas): the series alerts come from
@@ -98,8 +99,13 @@ def _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet):
     if not bundle.is_dir():
         raise click.ClickException(f"sentiment bundle not found: {bundle}; build it with `kgfusion finance train` "
                                    "or pass --bundle")
-    return FinanceMonitor.from_paths(bundle, backend=backend, config=cfg, kg_path=kg_path, rule_paths=rule_paths,
-                                     progress=not quiet)
+    mon = FinanceMonitor.from_paths(bundle, backend=backend, config=cfg, kg_path=kg_path, rule_paths=rule_paths,
+                                    progress=not quiet)
+    if mon.model_name != bundle.name and not quiet:  # the registry's promoted version replaced --bundle
+        from kgfusion.apps.common import registry_root
+
+        click.echo(f"model: {mon.model_name} (promoted in the registry {registry_root()})", err=True)
+    return mon
 
 
 def resolve_topic(catalog, topic: str | None) -> tuple[str | None, list[str]]:
@@ -263,7 +269,7 @@ def score(ctx, file, encoding, text_col, time_col, id_col, source_col, ticker_co
     topics = frame["topic"].dropna().value_counts().to_dict() if not frame.empty else {}
     summary = feed.summary() | {"out": out, "rejects_path": str(rej) if rej else None,
                                 "labels": frame["label"].value_counts().to_dict() if not frame.empty else {},
-                                "topic_head": mon.scorer.has_topics, "topics": topics}
+                                "topic_head": mon.scorer.has_topics, "topics": topics, "model": mon.model_name}
     if topic:
         summary |= {"topic": topic, "topic_items": len(frame)}
     if as_json:
@@ -355,15 +361,25 @@ def _alert_lines(alerts: list[dict[str, Any]]) -> str:
               help="Prices CSV (ticker, Date, Adj Close) for a descriptive next-day return study.")
 @click.option("--kg", "kg_path", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write alerts (.csv/.parquet/.jsonl).")
+@click.option("--drift", is_flag=True, help="Instead: per-day drift figures (labels, confidence, embedding centroid "
+              "vs the training reference; computed and stored for days not stored yet) and drift alerts.")
+@click.option("--reference", type=click.Path(dir_okay=False), default=None,
+              help="With --drift: the reference JSON (`finance drift-reference`; default: the one cached beside --bundle).")
+@click.option("--bundle", type=click.Path(file_okay=False), default=None,
+              help=f"With --drift: the bundle whose reference to use (default: data/models/{DEFAULT_BUNDLE_NAME}).")
 @json_option
 @click.pass_context
 def alerts(ctx, db, resolution, window, min_volume, z_threshold, config_path, top, level, entity, by, topic, prices,
-           kg_path, out, as_json):
+           kg_path, out, drift, reference, bundle, as_json):
     """Negative-sentiment spikes in --db (robust z of the negative share), with their top evidence items.
 
     --by topic | topic-group | company-topic | sector-topic | all: spikes per topic (needs items scored by a
     bundle with a topic head); every alert names the topic that spiked and cites its items.
     """
+    if drift:  # drift alerts: apps/finance/drift.py
+        from kgfusion.apps.finance.drift_cli import drift_report
+
+        return drift_report(db, reference, bundle, out, as_json)
     from kgfusion.apps.finance.pipeline import alerts_from_store, store_catalog
     from kgfusion.apps.finance.store import FinanceStore
     from kgfusion.apps.finance.topics import TopicCatalog
@@ -424,3 +440,12 @@ def _build_corpus(data_dir: Path):
 
 
 group.add_command(pretrain_corpus_command("finance", _build_corpus))
+group.add_command(drift_reference)
+
+from kgfusion.apps.finance.lexical_cli import lexical_head  # noqa: E402
+
+group.add_command(lexical_head)
+
+from kgfusion.apps.finance.corrections_cli import correct  # noqa: E402  (analysts' corrections, issue 16)
+
+group.add_command(correct)

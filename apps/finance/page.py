@@ -176,8 +176,10 @@ else:
         st.write("No topic series at these settings.")
     else:
         st.markdown("**Negative share by topic and " + config.resolution + "**")
+        # a time unit makes each cell one period wide (a bare period:T draws every rect from the axis origin)
+        unit = "yearmonthdatehours" if config.resolution == "hour" else "yearmonthdate"
         heat = alt.Chart(by_topic).mark_rect().encode(
-            x=alt.X("period:T", title=None), y=alt.Y("topic:N", title=None),
+            x=alt.X("period:T", timeUnit=unit, title=None), y=alt.Y("topic:N", title=None),
             color=alt.Color("negative_share:Q", title="negative share", scale=alt.Scale(scheme="reds")),
             tooltip=["topic:N", "period:T", "volume:Q", "negative_share:Q", "mean_score:Q"])
         st.altair_chart(heat, width="stretch")
@@ -230,3 +232,6 @@ if not alerts.empty:
     if KG_PATH.is_file():
         node = alert.get("subject") or alert["entity"]  # a company-topic alert: its company's neighbourhood
         st.dataframe(pd.DataFrame(neighbourhood(load_graph(str(KG_PATH)), node)), hide_index=True, width="stretch")
+    from kgfusion.apps.finance.corrections_page import correction_form  # analysts' corrections (issue 16)
+
+    correction_form(db, alert["evidence"], list(topic_counts))

@@ -1,6 +1,6 @@
 """FinanceMonitor: the library API (ingest -> score -> link -> store -> series -> alerts).
 
-    monitor = FinanceMonitor.from_paths("data/models/finsent-full", backend="auto")
+    monitor = FinanceMonitor.from_paths("data/models/finsent-topics", backend="auto")
     summary = monitor.monitor("feed.jsonl.gz", "runs/finance.duckdb")
     alerts = monitor.alerts("runs/finance.duckdb", top=10)
     legal = monitor.alerts("runs/finance.duckdb", by="company-topic", topic="legal | regulation")
@@ -30,7 +30,7 @@ from kgfusion.apps.finance.config import FinanceConfig
 from kgfusion.apps.finance.ingest import Item, content_key, item_id, no_items_error, read_feed
 from kgfusion.apps.finance.linking import CompanyCatalog, CompanyLinker, Mention
 from kgfusion.apps.finance.scoring import ScoredItem, SentimentScorer
-from kgfusion.apps.finance.store import FinanceStore
+from kgfusion.apps.finance.store import MENTION_COLUMNS, FinanceStore
 from kgfusion.apps.finance.timeseries import TOPIC_LEVELS, entity_rows, series_from_rows
 from kgfusion.apps.finance.topics import TopicCatalog
 from kgfusion.core.data import write_rejects
@@ -38,7 +38,7 @@ from kgfusion.core.errors import ConfigError
 
 CHUNK = 2048  # items scored, linked and written per step (a crash loses at most one chunk)
 CHUNK_ENV = "KGFUSION_FINANCE_CHUNK"  # overrides CHUNK, e.g. small chunks for the kill-and-resume test
-# The columns of a scored frame (FinanceMonitor._item_row), also when no item was scored.
+# The columns of a scored frame (FinanceMonitor.score_items), also when no item was scored.
 ITEM_COLUMNS = ("id", "ts", "source", "text", "ticker_hint", "label", "score", "confidence", "p_negative",
                 "p_neutral", "p_positive", "model_probs", "rule_score", "evidence", "run_id", "text_key", "topic",
                 "topic_prob")
@@ -107,8 +107,9 @@ class FinanceMonitor:
     def from_paths(cls, bundle: str | Path, *, backend: str = "auto", config: FinanceConfig | None = None,
                    kg_path: str | Path | None = None, rule_paths: Sequence[str | Path] = (),
                    fuzzy_linker: bool = False, progress: bool = True) -> FinanceMonitor:
-        """Load the bundle, the finance KG and rule base (packaged defaults + ``rule_paths``)."""
-        from kgfusion.apps.common import repo_data_dir
+        """Load the bundle (its promoted registry version when there is one), the finance KG and rule base
+        (packaged defaults + ``rule_paths``)."""
+        from kgfusion.apps.common import promoted_bundle, repo_data_dir
         from kgfusion.core.predict import Predictor
         from kgfusion.knowledge.graph import KnowledgeGraph
         from kgfusion.knowledge.rules import load_domain_rules
@@ -118,12 +119,14 @@ class FinanceMonitor:
         rules = load_domain_rules("finance", list(rule_paths))
         from kgfusion.core.bundle import resolve_backend
 
+        resolved = promoted_bundle(bundle)  # the registry's promoted version wins; model_name says which
+        bundle = resolved.path
         backend = resolve_backend(bundle, backend)  # "auto" -> what the bundle ships; stored with each run
         predictor = Predictor.from_bundle(bundle, backend=backend, batch_size=config.batch_size)  # type: ignore[arg-type]
         linker = build_fuzzy_linker(graph) if fuzzy_linker or config.fuzzy_names else None
         if linker is not None and not config.fuzzy_names:
             config = FinanceConfig.from_dict(config.to_dict() | {"fuzzy_names": True})
-        return cls(config, predictor, graph, rules, linker, model_name=Path(bundle).name, backend=backend,
+        return cls(config, predictor, graph, rules, linker, model_name=resolved.label, backend=backend,
                    progress=progress)
 
     # -- per item --------------------------------------------------------------------------------
@@ -131,13 +134,20 @@ class FinanceMonitor:
         """Score and link items (or plain texts): one row per item with label, score, probs, mentions, evidence."""
         items = [it if isinstance(it, Item) else Item(item_id("text", it, None), it, None, "text", None, i + 1)
                  for i, it in enumerate(items)]
-        frame, mentions = self._process(items, run_id="")
+        frame, mentions = self.score_items(items)
         if frame.empty:  # no items: the same columns, no rows
             return pd.DataFrame(columns=[*ITEM_COLUMNS, "tickers"])
         by_item = mentions.groupby("item_id")["ticker"].apply(list).to_dict() if not mentions.empty else {}
         return frame.assign(tickers=[by_item.get(i, []) for i in frame["id"]])
 
-    def _process(self, items: Sequence[Item], run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def score_items(self, items: Sequence[Item], *, run_id: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+        """One scoring + linking pass over feed items: ``(rows, mentions)``.
+
+        ``rows``: one row per item, in input order, with the ITEM_COLUMNS (label, score, probs, topic,
+        topic_prob, evidence JSON, ``run_id``); ``mentions``: one row per linked company mention with the
+        store's MENTION_COLUMNS (``item_id`` joins ``rows.id``). Both keep their columns when empty. This is
+        the pass ``monitor`` stores, ``score`` returns and the HTTP service answers from.
+        """
         # copies of one text (retweets under several tickers, reposts) are scored once
         unique = list(dict.fromkeys(it.text for it in items))
         by_text = dict(zip(unique, self.scorer.score(unique)))
@@ -147,7 +157,8 @@ class FinanceMonitor:
             links = self.linker.link(it.text, it.ticker_hint)
             rows.append(self._item_row(it, s, links, run_id))
             mention_rows += [{"item_id": it.id, **_mention_row(m)} for m in links]
-        return pd.DataFrame(rows), pd.DataFrame(mention_rows)
+        # fixed columns, so callers can index an empty pass (no items, or no company linked)
+        return pd.DataFrame(rows, columns=list(ITEM_COLUMNS)), pd.DataFrame(mention_rows, columns=MENTION_COLUMNS)
 
     @staticmethod
     def _item_row(it: Item, s: ScoredItem, links: list[Mention], run_id: str) -> dict[str, Any]:
@@ -199,7 +210,7 @@ class FinanceMonitor:
             step = chunk_size()
             for start in range(0, len(todo), step):
                 chunk = todo[start:start + step]
-                frame, mentions = self._process(chunk, run_id)
+                frame, mentions = self.score_items(chunk, run_id=run_id)
                 new += store.upsert(frame, mentions)
                 for name, n in frame["topic"].dropna().value_counts().items():
                     run_topics[str(name)] = run_topics.get(str(name), 0) + int(n)

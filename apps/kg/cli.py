@@ -25,7 +25,7 @@ from kgfusion.knowledge.vocab import ALL_PREFIXES
 
 # Which graph a prefixed name belongs to, so `neighbors company:AAPL` needs no --graph.
 _DOMAIN_OF_PREFIX = {
-    "company": "finance", "sector": "finance", "industry": "finance",
+    "company": "finance", "sector": "finance", "industry": "finance", "topic": "finance", "topic-group": "finance",
     "obo": "medical", "drug": "medical",
     "movie": "movies", "genre": "movies", "tag": "movies",
 }

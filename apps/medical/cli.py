@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from kgfusion.apps.common import emit, json_option, pretrain_corpus_command, repo_data_dir
+from kgfusion.apps.medical.drift_cli import drift as drift_command
+from kgfusion.apps.medical.drift_cli import drift_reference as drift_reference_command
 from kgfusion.core.errors import KgfusionError
 
 BACKEND = click.Choice(["fp32", "int8", "onnx-int8"])
@@ -222,10 +224,12 @@ def extract(ctx, source, out_path, csv_path, fhir_path, rejects_path, bundle, ba
         files["fhir"] = fhir_path
     if rejects:
         files["rejects"] = str(write_rejects(rejects, rejects_path or _default_rejects(out_path)))
-    summary = summarize(results, rejects, seconds) | {"load_seconds": round(load_s, 2), "files": files}
+    summary = summarize(results, rejects, seconds) | {"load_seconds": round(load_s, 2), "files": files,
+                                                      "model": extractor.model_name}  # name@vN: a registry version
     if fhir_summary is not None:
         summary["fhir"] = fhir_summary
-    emit(summary, as_json, _summary_text(summary, files) + f"\n(model, KG and index loaded in {load_s:.1f} s)")
+    emit(summary, as_json, _summary_text(summary, files)
+         + f"\n(model {extractor.model_name}, KG and index loaded in {load_s:.1f} s)")
 
 
 def _build_corpus(data_dir: Path):
@@ -235,3 +239,9 @@ def _build_corpus(data_dir: Path):
 
 
 group.add_command(pretrain_corpus_command("medical", _build_corpus))
+group.add_command(drift_command)
+group.add_command(drift_reference_command)
+
+from kgfusion.apps.medical.corrections_cli import correct  # noqa: E402  (clinicians' corrections, issue 16)
+
+group.add_command(correct)

@@ -404,11 +404,12 @@ def build_extractor(config: MedicalConfig, data_dir: str | Path | None = None, *
     stem = graph.name.removesuffix(".gz").removesuffix(".ttl")
     model_name = "model"
     if predictor is None and with_model:
+        from kgfusion.apps.common import promoted_bundle
         from kgfusion.core.predict import Predictor
 
-        bundle = resolve_bundle(config.bundle, data)
-        predictor = Predictor.from_bundle(bundle, backend=config.backend)
-        model_name = bundle.name
+        resolved = promoted_bundle(resolve_bundle(config.bundle, data))  # a promoted registry version wins
+        predictor = Predictor.from_bundle(resolved.path, backend=config.backend)
+        model_name = resolved.label  # name@vN for a registry version: the model evidence names it
     kb = MedicalKB.load(graph, index_root / f"{stem}-app")
     aliases = corpus_aliases(kb, data / "datasets") if config.corpus_aliases else {}
     gazetteer = Gazetteer.from_records(kb.records, min_chars=config.gazetteer_min_chars,

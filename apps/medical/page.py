@@ -149,3 +149,7 @@ if result is not None:
     st.dataframe(pd.DataFrame(rows, columns=None if rows else ["note_id"]), hide_index=True)
     st.download_button("Download CSV", to_csv([result]), file_name=f"{result.note_id}_mentions.csv",
                        mime="text/csv")
+
+    from kgfusion.apps.medical.corrections_page import correction_form  # clinicians' corrections (issue 16)
+
+    correction_form(result, BUNDLE)

@@ -325,3 +325,16 @@ def compress(bundle, out_dir, layers, prune_amount, epochs, lr, split, quiet, as
 from kgfusion.apps.model import pretrain_cli  # noqa: E402  (continued MLM pretraining, issue 12)
 
 group.add_command(pretrain_cli.pretrain)
+
+from kgfusion.apps.model import corrections_cli  # noqa: E402  (analysts' corrections, issue 16)
+
+group.add_command(corrections_cli.corrections)
+
+from kgfusion.apps.model import registry_cli  # noqa: E402  (model versions: versions/promote/rollback/register, issue 16)
+
+for _command in registry_cli.COMMANDS:
+    group.add_command(_command)
+
+from kgfusion.apps.model import update_cli  # noqa: E402  (continual updates without forgetting, issue 16)
+
+group.add_command(update_cli.update)

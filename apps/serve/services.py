@@ -53,12 +53,13 @@ class FinanceService:
 
     @classmethod
     def load(cls, bundle: str | Path | None = None, backend: str = "auto") -> FinanceService:
-        from kgfusion.apps.common import repo_data_dir
+        from kgfusion.apps.common import promoted_bundle, repo_data_dir
         from kgfusion.apps.finance.pipeline import FinanceMonitor
 
-        bundle = Path(bundle) if bundle else repo_data_dir() / "models" / _finance_default()
-        monitor = FinanceMonitor.from_paths(bundle, backend=backend, progress=False)
-        return cls(monitor, ModelInfo("finance", bundle.name, bundle_version(bundle), monitor.backend))
+        # the registry's promoted version wins: its name@vN and content version are what /info reports
+        resolved = promoted_bundle(Path(bundle) if bundle else repo_data_dir() / "models" / _finance_default())
+        monitor = FinanceMonitor.from_paths(resolved.path, backend=backend, progress=False)
+        return cls(monitor, ModelInfo("finance", resolved.label, bundle_version(resolved.path), monitor.backend))
 
     def run_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from kgfusion.apps.finance.ingest import Item, item_id
@@ -68,8 +69,8 @@ class FinanceService:
             ts = pd.Timestamp(it["time"]).tz_localize(None) if it.get("time") else None
             rid = it.get("id") or item_id("api", it["text"], ts)
             rows.append(Item(rid, it["text"], ts, "api", it.get("ticker"), i + 1))
-        # _process: the scored rows and the company mentions of each item, linked once
-        frame, mention_frame = self.monitor._process(rows, run_id="")
+        # one scoring + linking pass: the rows and each item's company mentions (linked once)
+        frame, mention_frame = self.monitor.score_items(rows)
         mentions: dict[str, list[dict[str, Any]]] = {}
         for m in ([] if mention_frame.empty else mention_frame.to_dict("records")):
             mentions.setdefault(m["item_id"], []).append({
@@ -115,15 +116,15 @@ class MedicalService:
 
     @classmethod
     def load(cls) -> MedicalService:
-        from kgfusion.apps.common import repo_data_dir
+        from kgfusion.apps.common import promoted_bundle, repo_data_dir
         from kgfusion.apps.medical.config import MedicalConfig
         from kgfusion.apps.medical.extract import build_extractor, resolve_bundle
 
         config = MedicalConfig()
+        resolved = promoted_bundle(resolve_bundle(config.bundle, repo_data_dir()))  # as build_extractor loads
         extractor = build_extractor(config)
-        bundle = resolve_bundle(config.bundle, repo_data_dir())
         backend = getattr(extractor.predictor, "backend", config.backend)
-        return cls(extractor, ModelInfo("medical", bundle.name, bundle_version(bundle), str(backend)))
+        return cls(extractor, ModelInfo("medical", resolved.label, bundle_version(resolved.path), str(backend)))
 
     def check(self, text: str, note_id: str) -> None:
         from kgfusion.apps.medical.extract import NoteRejected

@@ -22,7 +22,7 @@ from rdflib.namespace import RDF, RDFS, SKOS, XSD
 from kgfusion.core.errors import DataError
 from kgfusion.knowledge.builders import read_table, slug
 from kgfusion.knowledge.graph import KnowledgeGraph
-from kgfusion.knowledge.vocab import COMPANY, INDUSTRY, KGF, KGFID, SECTOR
+from kgfusion.knowledge.vocab import COMPANY, ID_PREFIXES, INDUSTRY, KGF, KGFID, SECTOR
 
 TOPIC = KGF.Topic
 TOPIC_GROUP = KGF.TopicGroup
@@ -155,12 +155,13 @@ def build_finance_graph(datasets_dir: str | Path) -> KnowledgeGraph:
 
 
 def topic_uri(label: str) -> URIRef:
-    """``kgfid:topic/<slug>``: "Fed | Central Banks" -> kgfid:topic/fed-central-banks."""
-    return KGFID[f"topic/{slug(label)}"]
+    """``topic:<slug>`` (= kgfid:topic/<slug>): "Fed | Central Banks" -> topic:fed-central-banks."""
+    return ID_PREFIXES["topic"][slug(label)]
 
 
 def topic_group_uri(group: str) -> URIRef:
-    return KGFID[f"topic-group/{slug(group)}"]
+    """``topic-group:<slug>`` (= kgfid:topic-group/<slug>): "macro" -> topic-group:macro."""
+    return ID_PREFIXES["topic-group"][slug(group)]
 
 
 def check_topic_labels(datasets_dir: str | Path) -> None:

@@ -212,6 +212,10 @@ def test_finance_graph_has_the_news_topics_as_skos_concepts(tmp_path: Path) -> N
     assert (legal, RDF.type, SKOS.Concept) in g and (legal, SKOS.prefLabel, Literal("Legal | Regulation")) in g
     assert (legal, SKOS.broader, company) in g and (company, RDF.type, KGF.TopicGroup) in g
     assert (topic_uri("Fed | Central Banks"), SKOS.broader, topic_group_uri("macro")) in g
+    # the topic: / topic-group: prefixes name the same URIs as kgfid:topic/... (stored data keeps its URIs)
+    assert legal == KGFID["topic/legal-regulation"] == kg.expand("topic:legal-regulation")
+    assert kg.expand("topic-group:company-specific") == company == KGFID["topic-group/company-specific"]
+    assert "\ntopic:legal-regulation a kgf:Topic, skos:Concept ;" in kg.to_turtle()
     assert {str(g.value(t, SKOS.prefLabel)) for t in topics} == {t for ts in TOPIC_GROUPS.values() for t in ts}
     # no rdfs:label on topics: the sector "Financials" stays the only entity of that name
     assert kg.lookup("Financials") == [KGFID["sector/financials"]] and kg.lookup("Legal | Regulation") == []

@@ -105,3 +105,20 @@ def test_copies_of_one_text_are_scored_once(monitor_factory, tmp_path):
     summary = mon.monitor(feed, tmp_path / "c.duckdb")
     assert summary.new_items == 6
     assert sorted(mon.scorer.predictor.seen) == ["$AAPL profit rose", "$MSFT loss"]
+
+
+def test_score_items_is_one_pass_with_fixed_columns(monitor_factory):
+    from kgfusion.apps.finance.ingest import Item
+    from kgfusion.apps.finance.pipeline import ITEM_COLUMNS
+    from kgfusion.apps.finance.store import MENTION_COLUMNS
+
+    mon = monitor_factory()
+    items = [Item("a", "$AAPL profit rose", None, "api", None, 1), Item("b", "nothing here", None, "api", None, 2)]
+    rows, mentions = mon.score_items(items, run_id="r1")
+    assert rows["id"].tolist() == ["a", "b"] and list(rows.columns) == list(ITEM_COLUMNS)
+    assert set(rows["run_id"]) == {"r1"} and rows["label"].iloc[0] == "positive"
+    assert list(mentions.columns) == MENTION_COLUMNS and mentions["item_id"].tolist() == ["a"]
+    # an empty pass keeps both layouts, so callers index it without special cases
+    rows, mentions = mon.score_items([])
+    assert rows.empty and list(rows.columns) == list(ITEM_COLUMNS)
+    assert mentions.empty and list(mentions.columns) == MENTION_COLUMNS

@@ -11,9 +11,10 @@ main area's visible text (innerText) shows no exception, error alert or tracebac
 math is the classic Streamlit Markdown failure; no page shows formulas). A screenshot of each page and
 of each interaction goes to tests/artifacts/ui/.
 
-The Finance page reads a database built here from the test feed (keyword predictor, the repo's finance
-graph) whose alert tweets carry cashtags and Markdown/HTML characters; uploading a feed runs the shipped
-model. The Medical page links with the hashing encoder (its MiniLM drug index takes minutes to build the
+The Finance page reads a database built from the test feed (tests/apps/ui/finance_demo.py: keyword
+sentiment + topic predictor, the repo's finance graph) whose alert tweets carry cashtags and Markdown/HTML
+characters and spike a topic; the topic filter is used like a person uses it; uploading a feed runs the
+shipped model. The Medical page links with the hashing encoder (its MiniLM drug index takes minutes to build the
 first time). Skipped only when no Chromium binary is installed (Debian: `apt-get install chromium`).
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ import pytest
 
 from kgfusion.apps.ui.cli import streamlit_command
 from kgfusion.apps.ui.pages import page_specs
+from tests.apps.ui.finance_demo import SPIKE_TOPIC, TRICKY, build_finance_demo_db, finance_graph_path
 
 REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "tests" / "artifacts" / "ui"
@@ -49,8 +51,6 @@ HEADINGS = {"": "kgfusion", "finance": "Financial sentiment monitor", "medical":
 CRASH_TEXT = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*(?:Error|Exception)\b|\bError\b")
 # HTML the pages generate must be rendered, never shown: tags of ours or entities in the visible text.
 RAW_MARKUP = re.compile(r"</?(?:mark|span|div|sub|br|p)\b|&(?:lt|gt|amp|quot|#x?[0-9a-f]+);", re.IGNORECASE)
-# The finance feed's alert tweets: cashtags (two `$` = math in Markdown), HTML-like text, Markdown characters.
-TRICKY = "<b>Sell</b> $KEY $PTEN $EIX $AAPL: shares fell after the downgrade, loss widens *now* _x_ #1 & 5$"
 
 PROBE = """(() => {
   const main = document.querySelector('[data-testid="stMain"]') || document.body;
@@ -146,39 +146,11 @@ class DevTools:
         self.ws.close()
 
 
-def finance_graph_path() -> Path:
-    """The repo's finance graph (S&P 500: $KEY, $EIX and $AAPL link), else the test suite's mini graph."""
-    from kgfusion.apps.common import repo_data_dir
-    from tests.apps.finance.conftest import DATA
-
-    path = repo_data_dir() / "kg" / "finance.ttl"
-    return path if path.is_file() else DATA / "mini_finance.ttl"
-
-
 @pytest.fixture(scope="module")
 def finance_db(tmp_path_factory) -> Path:
-    """A finance database from the test feed, doubled (12 items a day, enough for the page's default minimum
-    volume) with the alert day's negative tweets rewritten to TRICKY; keyword predictor, no model."""
-    from kgfusion.apps.finance.config import FinanceConfig
-    from kgfusion.apps.finance.pipeline import FinanceMonitor
-    from kgfusion.knowledge.graph import KnowledgeGraph
-    from kgfusion.knowledge.rules import load_domain_rules
-    from tests.apps.finance.conftest import DATA, KeywordPredictor
-
-    rows = []
-    for line in (DATA / "feed.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        for copy in range(2):
-            rows.append(dict(row, id=f"{row['id']}-{copy}", text=f"{TRICKY} ({row['id']}-{copy})"
-                             if "downgrade" in row["text"] else row["text"] + (" again" if copy else "")))
-    work = tmp_path_factory.mktemp("finance")
-    feed, db = work / "feed.jsonl", work / "finance.duckdb"
-    feed.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    monitor = FinanceMonitor(FinanceConfig(), KeywordPredictor(), KnowledgeGraph.load(finance_graph_path()),
-                             load_domain_rules("finance"), progress=False)
-    summary = monitor.monitor(feed, db)
-    assert summary.items == len(rows) and summary.alerts >= 1, summary
-    return db
+    """The finance demo database (tests/apps/ui/finance_demo.py): the test feed doubled, alert tweets rewritten
+    to TRICKY, keyword sentiment + topic predictor, no model."""
+    return build_finance_demo_db(tmp_path_factory.mktemp("finance"))
 
 
 @pytest.fixture(scope="module")
@@ -409,7 +381,7 @@ def test_finance_alert_drilldown_shows_tweets_as_written_and_a_feed_uploads(serv
     click(devtools, js_find('[data-testid="stExpander"] summary', contains="Evidence"), "the Evidence expander")
     evidence = js_find('[data-testid="stExpander"]:has(details[open])')
     probe = settle(devtools, f"{table_rows(evidence)} > 0", 30, "the evidence table")
-    assert rows_in_view(devtools, evidence, "the evidence table") == 7  # model + 3 rules + 3 companies
+    assert rows_in_view(devtools, evidence, "the evidence table") == 8  # model, topic head, 3 rules, 3 companies
     cells = devtools.evaluate(f"{evidence}.querySelector('table').innerText")
     assert "fin.lex.downgrade" in cells and "company/AAPL" in cells
     shoot_and_check(devtools, settle(devtools, None, 10, "the page"), "finance-alert")
@@ -432,6 +404,82 @@ def test_finance_alert_drilldown_shows_tweets_as_written_and_a_feed_uploads(serv
     assert devtools.evaluate(success).startswith("3 items scored, 1 rejected"), devtools.evaluate(success)
     assert re.search(r"Items\s+3\s+Linked to companies\s+3\b", probe["text"]), probe["text"][:2000]
     shoot_and_check(devtools, probe, "finance-upload")
+
+
+CHART_INFO = r"""((i) => { const c = document.querySelectorAll('[data-testid="stVegaLiteChart"]')[i]; if (!c) return null;
+  const texts = (sel) => [...c.querySelectorAll(sel)].map((t) => t.textContent);
+  const box = c.closest('[data-testid="stElementContainer"]'), prev = box && box.previousElementSibling;
+  return {heading: prev ? prev.innerText.trim() : '',
+          y_axis: [...c.querySelectorAll('.role-axis')].map((a) => a.getAttribute('aria-label') || '')
+            .find((l) => l.startsWith('Y-axis')) || '',
+          y_labels: [...c.querySelectorAll('.role-axis')].filter((a) => (a.getAttribute('aria-label') || '')
+            .startsWith('Y-axis')).flatMap((a) => [...a.querySelectorAll('.role-axis-label text')].map((t) => t.textContent)),
+          cells: [...c.querySelectorAll('.mark-rect path')].map((r) => {
+              const m = /^M([\d.]+),([\d.]+)h([\d.]+)/.exec(r.getAttribute('d') || '');
+              return {label: r.getAttribute('aria-label') || '', fill: r.getAttribute('fill'),
+                      x: m ? Number(m[1]) : null, y: m ? Number(m[2]) : null, width: m ? Number(m[3]) : 0}; })
+            .filter((cell) => cell.label.startsWith('period')),
+          legend: texts('.role-legend text')}; })"""
+
+
+def chart_info(devtools: DevTools, index: int) -> dict:
+    """What the ``index``-th Vega-Lite chart (SVG) shows: the Markdown heading above it, its y-axis labels,
+    its heatmap cells (one per rect: accessible label "period ...; topic: ...; negative share: ...", fill
+    colour, x, y and width in px) and its legend text."""
+    return wait_for(lambda: devtools.evaluate(f"{CHART_INFO}({index})"), 20, f"chart {index}")
+
+
+def selectbox_options(devtools: DevTools, label: str) -> list[str]:
+    """The options a person sees on opening the selectbox ``label`` (closed again with Escape)."""
+    combo = f"document.querySelector({json.dumps(f'input[aria-label={json.dumps(label)}]')})"
+    click(devtools, combo, f"the {label!r} selectbox")
+    options = wait_for(lambda: devtools.evaluate(
+        "[...document.querySelectorAll('[role=\"option\"]')].map((o) => o.innerText.trim())"), 20,
+        f"the options of {label!r}")
+    for kind in ("keyDown", "keyUp"):
+        devtools.call("Input.dispatchKeyEvent", type=kind, key="Escape", code="Escape", windowsVirtualKeyCode=27,
+                      nativeVirtualKeyCode=27)
+    settle(devtools, "!document.querySelector('[role=\"option\"]')", 20, f"{label!r} to close")
+    return options
+
+
+def test_finance_topic_filter_narrows_alerts_heatmap_lines_and_evidence(server, devtools):
+    """Pick a topic in the sidebar filter: the alerts, the topic x day heatmap, the per-topic lines and every
+    evidence item are about that topic."""
+    render(devtools, f"{server}/finance", HEADINGS["finance"], RENDER_TIMEOUT["finance"])
+    heat = chart_info(devtools, 0)
+    assert heat["heading"] == "Negative share by topic and day", heat
+    assert len(heat["y_labels"]) == 3 and SPIKE_TOPIC in heat["y_labels"], heat  # all the store's topics
+    assert devtools.evaluate(field_value("Topic")) == "All topics"
+
+    choose(devtools, "Topic", SPIKE_TOPIC[:4], contains=f"{SPIKE_TOPIC} (")
+    probe = settle(devtools, f"{MAIN_TEXT}.includes({json.dumps(f'Alerts about {SPIKE_TOPIC}')})", 60,
+                   "the topic's alerts")
+    assert re.fullmatch(rf"{SPIKE_TOPIC} \(\d+ items\)", devtools.evaluate(field_value("Topic")))
+    # Alerts: only the topic's levels, each naming the topic
+    alerts = selectbox_options(devtools, "Alert")
+    assert {a.split(" · ")[1] for a in alerts} == {"topic", "company-topic", "sector-topic"}, alerts
+    assert all(f"{SPIKE_TOPIC} · z=" in a for a in alerts), alerts
+    # Heatmap: one row, the chosen topic, one cell per day side by side; the alert day is its one fully
+    # negative cell, in a colour no other cell has
+    heat = chart_info(devtools, 0)
+    assert heat["heading"] == "Negative share by topic and day"
+    assert heat["y_labels"] == [SPIKE_TOPIC] and heat["y_axis"].endswith(f"1 value: {SPIKE_TOPIC}"), heat
+    cells = sorted(heat["cells"], key=lambda c: c["x"])
+    assert len(cells) > 20 and all(f"; topic: {SPIKE_TOPIC};" in c["label"] for c in cells), cells[:3]
+    assert all(c["width"] > 5 for c in cells) and len({c["y"] for c in cells}) == 1, cells[:3]
+    assert all(a["x"] + a["width"] <= b["x"] + 0.5 for a, b in zip(cells, cells[1:])), "cells overlap"
+    spikes = [c for c in cells if re.search(r"; negative share: 1(;|$)", c["label"])]
+    assert len(spikes) == 1 and all(c["fill"] != spikes[0]["fill"] for c in cells if c is not spikes[0]), spikes
+    # Per-topic lines: the company with most items of the topic, one line per topic it has
+    assert devtools.evaluate(field_value("Company (topic lines)")) == "AAPL"
+    lines = chart_info(devtools, 1)
+    assert "topic" in lines["legend"] and SPIKE_TOPIC in lines["legend"], lines
+    # Evidence of the first alert: three tweets, each showing the topic and its probability
+    items = [line for line in probe["text"].splitlines() if "(confidence " in line]
+    assert len(items) == 3 and all(line.endswith(f" · topic: {SPIKE_TOPIC} (0.90)") for line in items), items
+    assert probe["text"].count(TRICKY) == 3
+    shoot_and_check(devtools, settle(devtools, None, 10, "the page"), "finance-topic")
 
 
 def test_medical_extract_highlights_mentions_and_fills_the_table(server, devtools):
@@ -495,3 +543,4 @@ def test_knowledge_runs_the_example_query_and_finds_an_entity(server, devtools):
     candidates = js_find('[data-testid="stDataFrame"]', contains="company:MSFT")
     assert rows_in_view(devtools, candidates, "the candidate table") >= 1
     shoot_and_check(devtools, settle(devtools, None, 10, "the page"), "knowledge-search")
+
