@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,3 +87,15 @@ def pretrain_corpus_command(domain: str, build: Any) -> click.Command:
     pretrain_corpus.help = (f"Write unlabelled {domain} text from the shipped data sets for `kgfusion model pretrain` "
                             "(never their dev/test texts).")
     return pretrain_corpus
+
+
+def one_line_errors(f: Callable[..., Any]) -> Callable[..., Any]:
+    """A command's domain errors (KgfusionError) as one line with exit code 1, never a traceback, also when
+    its group runs on its own (tests)."""
+    @wraps(f)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except KgfusionError as exc:
+            raise click.ClickException(str(exc)) from exc
+    return run

@@ -5,27 +5,11 @@ medical corrections file given to `kgfusion medical correct --db`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
-
 import click
 
-from kgfusion.apps.common import emit, json_option
-from kgfusion.core.errors import KgfusionError
+from kgfusion.apps.common import emit, json_option, one_line_errors
 
 DOMAIN = click.Choice(["finance", "medical"])
-
-
-def _one_line(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Domain errors as one line with exit code 1, also when this group runs on its own (tests)."""
-    @wraps(f)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except KgfusionError as exc:
-            raise click.ClickException(str(exc)) from exc
-    return run
 
 
 @click.group("corrections")
@@ -42,7 +26,7 @@ def corrections() -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Training file: .csv/.tsv/.jsonl for sentiment/topic, .conll/.tsv/.iob for ner (written atomically).")
 @json_option
-@_one_line
+@one_line_errors
 def export(db: str, domain: str, what: str, out: str, as_json: bool) -> None:
     """Write the newest correction per item (per span for ner) as training data core's readers read."""
     from kgfusion.core.lifecycle.corrections import export_training_data
@@ -69,7 +53,7 @@ def export(db: str, domain: str, what: str, out: str, as_json: bool) -> None:
 @click.option("--latest", is_flag=True, help="Only the newest correction per item, field and span (what export uses).")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="Rows to print (newest last).")
 @json_option
-@_one_line
+@one_line_errors
 def list_(db: str, domain: str | None, item_id: str | None, what: str | None, who: str | None, latest: bool,
           limit: int, as_json: bool) -> None:
     """Corrections oldest first: id, time, who, item, field, span, model value -> corrected value, model."""

@@ -6,15 +6,12 @@ is its v0. The apps load a name's promoted version in place of the bundle they a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from kgfusion.apps.common import emit, json_option, registry_root, repo_data_dir
-from kgfusion.core.errors import KgfusionError
+from kgfusion.apps.common import emit, json_option, one_line_errors, registry_root, repo_data_dir
 
 if TYPE_CHECKING:  # keep `--help` free of the registry import
     from kgfusion.core.lifecycle.registry import Registry
@@ -27,17 +24,6 @@ def _registry() -> Registry:
     from kgfusion.core.lifecycle.registry import Registry
 
     return Registry(registry_root(), repo_data_dir() / "models")
-
-
-def one_line_errors(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Domain errors (unknown name/version, not a bundle, nothing to roll back to) as one line, exit 1."""
-    @wraps(f)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except KgfusionError as exc:
-            raise click.ClickException(str(exc)) from exc
-    return run
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
