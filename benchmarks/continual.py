@@ -66,7 +66,6 @@ def save_model(path: Path, model, tokenizer) -> None:
 
 
 def train_fresh(rows: list, dev: list, out: Path) -> float:
-    from kgfusion.core.bundle import load_bundle  # noqa: F401 - imported for the cache check below
     from kgfusion.core.finetune import TrainConfig, train
 
     if (out / "bundle.json").is_file():
