@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 KGF := $(VENV)/bin/kgfusion
 # The CPU wheel of torch lies on this machine's disk; an unpinned torch would pull a CUDA build.
 TORCH ?= torch==2.13.0
-EXTRAS ?= dev,onnx,hpo,ui,distributed,serve
+EXTRAS ?= dev,onnx,hpo,ui,distributed,serve,store
 
 .PHONY: install demo test lint bench ui clean
 

@@ -14,12 +14,53 @@ from kgfusion.core.errors import KgfusionError
 
 if TYPE_CHECKING:
     from kgfusion.core.lifecycle.registry import Resolved
+    from kgfusion.knowledge.graph import KgStore, KnowledgeGraph
 
 
 def repo_data_dir() -> Path:
     """The data/ folder: $KGFUSION_DATA if set, else the one beside the installed packages."""
     env = os.environ.get("KGFUSION_DATA")
     return Path(env) if env else Path(__file__).resolve().parents[1] / "data"
+
+
+# Model variants: "accurate" is the bundle itself, "fast" its distilled fewer-layer sibling <name>-fast.
+MODEL_VARIANTS = ("accurate", "fast")
+FAST_SUFFIX = "-fast"
+_VARIANT_KEY = "kgfusion.model_variant"
+
+
+def _remember_variant(ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    ctx.meta[_VARIANT_KEY] = value  # ctx.meta is shared by the whole invocation: no signature changes needed
+    return value
+
+
+model_variant_option = click.option(
+    "--model-variant", type=click.Choice(MODEL_VARIANTS), default="accurate", show_default=True, expose_value=False,
+    callback=_remember_variant,
+    help="fast: the distilled 3-layer sibling bundle <name>-fast (several times the speed, see its metrics.json).")
+
+
+def chosen_variant() -> str:
+    """The --model-variant of the running command ("accurate" outside a command or when not given)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(_VARIANT_KEY, "accurate") if ctx is not None else "accurate"
+
+
+def bundle_variant(bundle: str | Path, variant: str | None = None) -> str | Path:
+    """``bundle`` (a directory or a name under data/models) for the model variant: "fast" names the sibling
+    ``<name>-fast``; a KgfusionError saying how to build it when that bundle does not exist."""
+    variant = variant or chosen_variant()
+    if variant not in MODEL_VARIANTS:
+        raise KgfusionError(f"model variant {variant!r} unknown; choose one of {', '.join(MODEL_VARIANTS)}")
+    path = Path(bundle)
+    if variant == "accurate" or path.name.endswith(FAST_SUFFIX):
+        return bundle
+    bare = isinstance(bundle, str) and len(path.parts) == 1 and not path.is_dir()  # a name under data/models
+    fast = (repo_data_dir() / "models" if bare else path.parent) / (path.name + FAST_SUFFIX)
+    if not fast.is_dir():
+        raise KgfusionError(f"no fast variant of {path.name}: {fast} not found; build it with `kgfusion model train "
+                            f"--recipe data/recipes/{fast.name}.json` or use --model-variant accurate")
+    return fast.name if bare else fast
 
 
 def registry_root() -> Path:
@@ -99,3 +140,52 @@ def one_line_errors(f: Callable[..., Any]) -> Callable[..., Any]:
         except KgfusionError as exc:
             raise click.ClickException(str(exc)) from exc
     return run
+
+
+# Knowledge-graph store: memory (rdflib, parse the Turtle each run) or oxigraph:DIR (on disk, built once).
+_KG_STORE_KEY = "kgfusion.kg_store"
+
+
+class KgStoreParam(click.ParamType):
+    """``memory`` or ``oxigraph:DIR`` -> a knowledge.graph.KgStore."""
+
+    name = "memory|oxigraph:DIR"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from kgfusion.knowledge.graph import KgStore
+
+        try:
+            return KgStore.parse(value)
+        except KgfusionError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _remember_kg_store(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+    ctx.meta[_KG_STORE_KEY] = value  # shared by the whole invocation, like --model-variant
+    return value
+
+
+kg_store_option = click.option(
+    "--kg-store", type=KgStoreParam(), default="memory", show_default=True, envvar="KGFUSION_KG_STORE",
+    metavar="memory|oxigraph:DIR",
+    expose_value=False, callback=_remember_kg_store,
+    help="Where knowledge graphs are read from: memory (parse the Turtle each run) or oxigraph:DIR (load it once "
+         "into an on-disk Oxigraph store in DIR, reused until the Turtle changes; extra `store`). "
+         "Env: KGFUSION_KG_STORE.")
+
+
+def chosen_kg_store() -> KgStore:
+    """The running command's --kg-store as a KgStore; outside a command (pages, server threads) or when
+    the command has no such option, $KGFUSION_KG_STORE, else memory."""
+    from kgfusion.knowledge.graph import KgStore
+
+    ctx = click.get_current_context(silent=True)
+    value = ctx.meta.get(_KG_STORE_KEY) if ctx is not None else None
+    return KgStore.parse(value if value is not None else os.environ.get("KGFUSION_KG_STORE"))
+
+
+def load_kg(path: str | Path, store: KgStore | str | None = None) -> KnowledgeGraph:
+    """KnowledgeGraph.load(path) in ``store`` (a KgStore or text; None: the running command's --kg-store)."""
+    from kgfusion.knowledge.graph import KnowledgeGraph
+
+    return KnowledgeGraph.load(path, store=chosen_kg_store() if store is None else store)

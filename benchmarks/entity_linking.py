@@ -10,11 +10,23 @@ gold ids map to} x {exact flat index, HNSW}. HNSW efSearch is the smallest of a 
 overlap with the exact index is >= 0.99. Writes benchmarks/results/entity_linking.json (flat
 metric -> number; the top-level recall/qps keys are the best configuration, printed as "config").
 
+Linker speed (``--mode speed``, also part of the default ``--mode all``): every NCBI devel mention,
+repeats included, through one ``Linker.link_many`` call on the flat index with the TRAIN aliases, as
+a user runs it (threshold -1, default combine). Three linkers, each with a cold result cache:
+the reference path (every mention encoded by the fp32 MiniLM, ``string_first=False``, no cache),
+the fast path with the fp32 encoder, and the fast path with an int8 query encoder (ONNX Runtime;
+``--int8-backend torch`` for torch dynamic int8). Build times (index, aliases, int8 encoder) are
+reported apart from linking. The ``linker_*`` keys are merged into entity_linking.json and into
+benchmarks/results/scale.json (other keys of those files are left alone).
+
 Run: python benchmarks/entity_linking.py   (about 2-4 minutes on 2 CPU cores)
+     python benchmarks/entity_linking.py --mode speed --cache /tmp/el-index   (speed only)
 """
 from __future__ import annotations
 
 import argparse
+import fcntl
+import hashlib
 import json
 import os
 import sys
@@ -22,6 +34,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +134,132 @@ def train_aliases(train: list[Mention], uris_of_xref: dict[str, set[str]]) -> di
     return {u: list(dict.fromkeys(v)) for u, v in aliases.items()}
 
 
+def merge_json(path: Path, updates: dict[str, float], drop_other: bool = False,
+               keep_prefix: tuple[str, ...] = ()) -> None:
+    """Read ``path`` (if any), update only ``updates``' keys, write atomically; a lock file serialises
+    writers that use this helper. ``drop_other``: keep only old keys starting with one of ``keep_prefix``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The lock lives in the temp dir so results/ holds only results.
+    lock_path = Path(tempfile.gettempdir()) / f"kgfusion-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current: dict = {}
+        if path.is_file():
+            try:
+                current = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise SystemExit(f"{path} is not valid JSON ({exc}); fix or delete it, then re-run.") from exc
+        if drop_other:
+            current = {k: v for k, v in current.items() if keep_prefix and k.startswith(keep_prefix)}
+        current.update({k: round(float(v), 6) for k, v in updates.items()})
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(dict(sorted(current.items())), fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+
+
+def int8_encoder(encoder, backend: str, onnx_cache: Path | None, threads: int | None):
+    """The int8 query encoder and its build (or cache load) time in seconds."""
+    t0 = time.perf_counter()
+    int8 = encoder.quantized(backend, cache_dir=onnx_cache, num_threads=threads)
+    build_s = time.perf_counter() - t0
+    for enc in (encoder, int8):
+        enc.encode(["warm up the encoder"])  # first-call allocations are not linking work
+    return int8, build_s
+
+
+def int8_recall_no_aliases(flat, encoder, int8, devel: list[Mention], xrefs_of: dict[str, set[str]]) -> dict[str, float]:
+    """Recall@1 of the fast path, fp32 vs int8 queries, on the index *without* TRAIN aliases, where most
+    mentions need an embedding (the hard case for the int8 encoder)."""
+    from kgfusion.knowledge.linker import Linker
+
+    known = {x for xs in xrefs_of.values() for x in xs}
+    covered = [m for m in devel if m.gold & known]
+    out: dict[str, float] = {}
+    for label, query_encoder in (("fp32", encoder), ("int8", int8)):
+        results = Linker(flat, threshold=-1.0, query_encoder=query_encoder).link_many([m.text for m in covered])
+        hit1 = sum(bool(r.uri and xrefs_of.get(r.uri, set()) & m.gold) for m, r in zip(covered, results, strict=True))
+        out[f"linker_no_train_aliases_{label}_recall_at_1"] = hit1 / max(1, len(covered))
+    out["linker_no_train_aliases_int8_drop_points"] = 100 * (out["linker_no_train_aliases_fp32_recall_at_1"]
+                                                             - out["linker_no_train_aliases_int8_recall_at_1"])
+    print(f"no TRAIN aliases, fast path: R@1 fp32 {out['linker_no_train_aliases_fp32_recall_at_1']:.4f}, "
+          f"int8 {out['linker_no_train_aliases_int8_recall_at_1']:.4f}", flush=True)
+    return out
+
+
+def linker_speed(flat, encoder, int8, devel: list[Mention], xrefs_of: dict[str, set[str]], *,
+                 backend: str) -> dict[str, float]:
+    """Mentions/s and recall@1 of one ``link_many`` call over all devel mentions: reference vs fast paths."""
+    from kgfusion.knowledge.linker import Linker
+    from kgfusion.knowledge.textnorm import char_ngrams, normalize
+
+    texts = [m.text for m in devel]
+    known = {x for xs in xrefs_of.values() for x in xs}
+    covered = [i for i, m in enumerate(devel) if m.gold & known]  # recall over covered mentions, as above
+    out: dict[str, float] = {"linker_mentions": len(texts),
+                             "linker_unique_mentions": len(set(texts)), "linker_covered_mentions": len(covered)}
+    # The reference is the linker before the fast path (legacy_link_many), at the index's batch size.
+    runs = (("reference_fp32", encoder, dict(string_first=False, cache_size=0, batch_size=flat.batch_size)),
+            ("fast_fp32", None, {}), (f"fast_int8_{backend}", int8, {}))
+    print(f"\nlinker speed: {len(texts)} devel mentions ({len(set(texts))} unique) in one link_many call")
+    for label, query_encoder, kwargs in runs:
+        normalize.cache_clear()  # textnorm's LRU caches would favour later runs
+        char_ngrams.cache_clear()
+        counted = _CountingEncoder(query_encoder or encoder)
+        linker = Linker(flat, threshold=-1.0, query_encoder=counted, **kwargs)
+        link = linker.link_many if label != "reference_fp32" else partial(legacy_link_many, linker)
+        t0 = time.perf_counter()
+        results = link(texts)
+        elapsed = time.perf_counter() - t0
+        encoded = counted.encoded
+        t0 = time.perf_counter()
+        link(texts)
+        warm = time.perf_counter() - t0
+        hit1 = sum(bool(results[i].uri and xrefs_of.get(results[i].uri, set()) & devel[i].gold) for i in covered)
+        out[f"linker_{label}_mentions_per_s"] = len(texts) / elapsed
+        out[f"linker_{label}_warm_mentions_per_s"] = len(texts) / warm
+        out[f"linker_{label}_recall_at_1"] = hit1 / max(1, len(covered))
+        out[f"linker_{label}_encoded"] = encoded
+        print(f"  {label:<22} {len(texts) / elapsed:>8.1f} mentions/s (cached repeat call {len(texts) / warm:>9.1f}/s)"
+              f"  R@1 {hit1 / max(1, len(covered)):.4f}  encoded {encoded}", flush=True)
+    fast = f"fast_int8_{backend}"
+    out.update({
+        "linker_mentions_per_s": out[f"linker_{fast}_mentions_per_s"],
+        "linker_recall_at_1": out[f"linker_{fast}_recall_at_1"],
+        "linker_fp32_mentions_per_s": out["linker_reference_fp32_mentions_per_s"],
+        "linker_fp32_recall_at_1": out["linker_reference_fp32_recall_at_1"],
+        "linker_recall_at_1_drop_points": 100 * (out["linker_reference_fp32_recall_at_1"] - out[f"linker_{fast}_recall_at_1"]),
+        "linker_speedup_vs_fp32": out[f"linker_{fast}_mentions_per_s"] / out["linker_reference_fp32_mentions_per_s"],
+    })
+    return out
+
+
+def legacy_link_many(linker, texts: list[str], k: int = 10):
+    """``Linker.link_many`` as it was before the fast path: every mention encoded (repeats too), one
+    FAISS search, each mention scored by ``_link_one`` (which finds its string matches itself)."""
+    from kgfusion.knowledge.linker import LinkResult
+
+    live = [i for i, m in enumerate(texts) if m.strip()]
+    results = [LinkResult(m, None, None, 0.0, "none") for m in texts]
+    vectors = linker._encode([texts[i] for i in live])
+    retrieved = linker.index.search_vectors(vectors, k=max(k, linker.fetch_k))
+    for row, i in enumerate(live):
+        results[i] = linker._link_one(texts[i], vectors[row], retrieved[row], None, k)
+    return results
+
+
+class _CountingEncoder:
+    """Wraps a query encoder to count the texts it encodes (how many mentions needed an embedding)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.dim, self.encoded = inner, inner.dim, 0
+
+    def encode(self, texts, batch_size: int = 64):
+        self.encoded += len(texts)
+        return self.inner.encode(texts, batch_size=batch_size)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", type=Path, default=ROOT / "data" / "datasets")
@@ -130,6 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=None,
                     help="Reuse/save the flat name index here (skips re-embedding the DO names on re-runs).")
     ap.add_argument("--errors", type=Path, default=None, help="Write the wrong no-alias top-1 links here (TSV).")
+    ap.add_argument("--mode", choices=("all", "quality", "speed"), default="all",
+                    help="quality: recall of the configurations; speed: linker mentions/s; all: both.")
+    ap.add_argument("--int8-backend", choices=("onnx", "torch"), default="onnx", help="Query encoder of the fast path.")
+    ap.add_argument("--onnx-cache", type=Path, default=None,
+                    help="Keep the int8 ONNX query encoder here (default: beside --cache, else rebuilt).")
+    ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: torch's).")
+    ap.add_argument("--scale-out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
     args = ap.parse_args(argv)
 
     from kgfusion.core.embed import Embedder
@@ -162,13 +308,32 @@ def main(argv: list[str] | None = None) -> int:
         flat = EntityIndex(records, encoder, kind="flat", batch_size=256)
         if args.cache:
             flat.save(args.cache)
+        built = True
+    else:
+        built = False
     index_build_s = time.perf_counter() - t0
-    print(f"embedded {flat.name_count} names of {len(flat)} entities in {index_build_s:.1f} s", flush=True)
+    # A load from --cache is not a build: it gets its own key and the last real build time is kept.
+    build_key = "index_build_s" if built else "index_load_s"
+    print(f"{'embedded' if built else 'loaded'} {flat.name_count} names of {len(flat)} entities in "
+          f"{index_build_s:.1f} s", flush=True)
 
     metrics: dict[str, float] = {
         "devel_mentions": len(devel), "covered_mentions": len(covered), "coverage": len(covered) / len(devel),
-        "do_concepts": len(records), "index_build_s": index_build_s,
+        "do_concepts": len(records), build_key: index_build_s,
     }
+    speed: dict[str, float] = {}
+    if args.mode in ("all", "speed"):
+        onnx_cache = args.onnx_cache or (args.cache.with_name(args.cache.name + "-onnx") if args.cache else None)
+        int8, int8_build_s = int8_encoder(encoder, args.int8_backend, onnx_cache, args.threads)
+        speed = {f"linker_{build_key}": index_build_s, "linker_int8_encoder_build_s": int8_build_s}
+        speed.update(int8_recall_no_aliases(flat, encoder, int8, devel, xrefs_of))
+    if args.mode == "speed":
+        t0 = time.perf_counter()
+        speed["linker_train_aliases_added"] = Linker(flat).add_aliases(train_aliases(train, uris_of_xref))
+        speed["linker_alias_build_s"] = time.perf_counter() - t0
+        speed.update(linker_speed(flat, encoder, int8, devel, xrefs_of, backend=args.int8_backend))
+        write_speed(args, speed)
+        return 0
     rows: list[tuple[str, dict[str, float]]] = []
     query_vecs = flat.encode([m.text for m in covered])
 
@@ -226,15 +391,30 @@ def main(argv: list[str] | None = None) -> int:
           f"{'' if combine == 'max' else f', ngram_weight={weight}'}, threshold=-1, HNSW M={HNSW_M} "
           f"efSearch={int(metrics[f'hnsw_ef_search_{aliases_label}'])})")
 
-    if not args.limit:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({k: round(float(v), 6) for k, v in sorted(metrics.items())}, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, args.out)
+    if not args.limit:  # quality keys replace the old ones; linker_* keys of a speed-only run survive
+        merge_json(args.out, metrics, drop_other=True,
+                   keep_prefix=("linker_",) if built else ("linker_", "index_build_s"))
         print(f"wrote {args.out}")
+    if args.mode == "all":  # flat now holds the TRAIN aliases, as in the speed-only mode
+        speed["linker_train_aliases_added"] = metrics["train_aliases_added"]
+        speed.update(linker_speed(flat, encoder, int8, devel, xrefs_of, backend=args.int8_backend))
+        write_speed(args, speed)
     return 0
+
+
+SCALE_KEYS = ("linker_mentions_per_s", "linker_recall_at_1", "linker_fp32_mentions_per_s",
+              "linker_fp32_recall_at_1", "linker_speedup_vs_fp32", "linker_recall_at_1_drop_points")
+
+
+def write_speed(args, speed: dict[str, float]) -> None:
+    print(f"linker: {speed['linker_mentions_per_s']:.1f} mentions/s (reference fp32 "
+          f"{speed['linker_fp32_mentions_per_s']:.1f}/s, x{speed['linker_speedup_vs_fp32']:.2f}); R@1 "
+          f"{speed['linker_recall_at_1']:.4f} vs {speed['linker_fp32_recall_at_1']:.4f}", flush=True)
+    if args.limit:
+        return
+    merge_json(args.out, speed)
+    merge_json(args.scale_out, {k: speed[k] for k in SCALE_KEYS})
+    print(f"merged linker_* keys into {args.out} and {args.scale_out}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[list[str], int]] = {
     "medical": (["medical.py"], 5),
     "recommend": (["recommend.py"], 25),
     "recommend_scoring": (["recommend_scoring.py"], 5),
+    "kg_store": (["kg_store.py"], 1),
 }
 
 
@@ -105,6 +106,11 @@ def table_rows() -> list[Row]:
         ("recommend", "batch scoring users/s (local vs Ray, 610 users, k=10)",
          _fmt(rec.get("users_per_s_local"), ".1f"), f"Ray {_fmt(rec.get('users_per_s_ray'), '.1f')}", "recommend"),
     ]
+    kgs = _load("kg_store")
+    rows.append(("knowledge graph", "medical graph: load s / graph RSS MB, Oxigraph store reused (--kg-store)",
+                 f"{_fmt(kgs.get('oxigraph_reuse_s'))} / {_fmt(kgs.get('oxigraph_graph_rss_mb'), '.0f')}",
+                 f"rdflib in memory {_fmt(kgs.get('memory_load_s'))} / {_fmt(kgs.get('memory_graph_rss_mb'), '.0f')}",
+                 "kg_store"))
     return rows
 
 

@@ -39,6 +39,10 @@ def _encoder_of(model):
         encoder = getattr(inner, "encoder", None)
         if encoder is not None and hasattr(encoder, "layer"):
             return encoder
+        # MultiTaskModel: .encoder is the whole BertModel, whose own .encoder holds the layers
+        nested = getattr(encoder, "encoder", None)
+        if nested is not None and hasattr(nested, "layer"):
+            return nested
     raise ConfigError(
         f"{type(model).__name__} has no BERT-style encoder (model.base_model.encoder.layer); "
         "pruning/students support BERT-family encoders only."

@@ -5,7 +5,7 @@ holds the TrainConfig fields plus the trainer's data, knowledge, augmentation an
 
     {"name": "medical-ner-ncbi", "trainer": "kgfusion.apps.medical.train:train_recipe",
      "description": "...", "train": {"task": "token", "method": "full", "epochs": 20, ...},
-     "data": {...}, "knowledge": {...}, "augment": {...}, "ensemble": {...}}
+     "data": {...}, "knowledge": {...}, "augment": {...}, "ensemble": {...}, "student": {...}}
 
 ``kgfusion model train --recipe FILE`` loads it, checks it and calls the trainer, which writes the bundle
 with ``recipe.json`` inside so the bundle always says how it was made. Only trainers inside the
@@ -39,6 +39,8 @@ class Recipe(ConfigBase):
     augment: dict[str, Any] = field(default_factory=dict)
     ensemble: dict[str, Any] = field(default_factory=dict)
     base: dict[str, Any] = field(default_factory=dict)  # e.g. {"pretrained": DIR, "command": "kgfusion model pretrain ..."}
+    # a distilled fast variant: {"teacher": DIR, "teacher_recipe": FILE, "layers": 3, "temperature": 2.0, ...}
+    student: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if not self.name or "/" in self.name:

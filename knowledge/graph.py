@@ -8,6 +8,7 @@ import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Literal as TypingLiteral
@@ -35,6 +36,8 @@ from kgfusion.knowledge.vocab import ALL_PREFIXES, KGF, bind_prefixes
 
 Direction = TypingLiteral["out", "in", "both"]
 Hop = tuple[str, str, str]
+StoreKind = TypingLiteral["memory", "oxigraph"]
+STORE_KINDS: tuple[str, ...] = ("memory", "oxigraph")
 
 # A curated non-indication says "not a treatment": no evidence of relatedness, so no networkx edge.
 NETWORK_EXCLUDED = frozenset({RDF.type, KGF.nonIndication})
@@ -46,6 +49,42 @@ _TURTLE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\
 
 class GraphError(KgfusionError):
     """A graph file is missing or malformed, or a node/prefix is unknown."""
+
+
+@dataclass(frozen=True)
+class KgStore:
+    """Where a loaded graph lives: ``memory`` (rdflib, parsed from the Turtle on every load) or
+    ``oxigraph`` (an on-disk Oxigraph store in ``directory``, built once and reused; extra ``store``).
+
+    ``KgStore.parse("oxigraph:/var/kg")`` reads the CLI form ``memory`` | ``oxigraph:DIR``.
+    """
+
+    kind: StoreKind = "memory"
+    directory: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in STORE_KINDS:
+            raise GraphError(f"Unknown knowledge-graph store {self.kind!r}: use one of {', '.join(STORE_KINDS)}.")
+        if self.kind == "oxigraph" and not self.directory:
+            raise GraphError("The oxigraph store needs a directory: oxigraph:DIR (e.g. oxigraph:~/.cache/kgfusion/kg).")
+        if self.kind == "memory" and self.directory is not None:
+            raise GraphError(f"The memory store takes no directory (got {self.directory}); use oxigraph:DIR.")
+        if self.directory is not None:
+            object.__setattr__(self, "directory", Path(self.directory).expanduser())
+
+    @classmethod
+    def parse(cls, text: str | KgStore | None) -> KgStore:
+        """``None``/"" or "memory" -> memory; "oxigraph:DIR" -> oxigraph in DIR."""
+        if isinstance(text, KgStore):
+            return text
+        value = (text or "memory").strip()
+        kind, sep, directory = value.partition(":")
+        if kind not in STORE_KINDS:
+            raise GraphError(f"Unknown knowledge-graph store {value!r}: use memory or oxigraph:DIR.")
+        return cls(kind, Path(directory) if sep and directory else None)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return self.kind if self.directory is None else f"{self.kind}:{self.directory}"
 
 
 class Neighbor(tuple):
@@ -128,8 +167,18 @@ class KnowledgeGraph:
 
     # ---------------------------------------------------------------- I/O
     @classmethod
-    def load(cls, path: str | os.PathLike) -> KnowledgeGraph:
-        """Read a Turtle file (``.ttl`` or gzip-compressed ``.ttl.gz``)."""
+    def load(cls, path: str | os.PathLike, store: KgStore | str | None = None) -> KnowledgeGraph:
+        """Read a Turtle file (``.ttl`` or gzip-compressed ``.ttl.gz``).
+
+        ``store`` (a KgStore or its text form, default memory) picks the backend: ``oxigraph:DIR`` loads
+        the file once into an on-disk store in DIR and reuses it while the file is unchanged
+        (knowledge.oxigraph_store; the result is a read-only OxigraphKnowledgeGraph).
+        """
+        choice = KgStore.parse(store)
+        if choice.kind == "oxigraph":
+            from kgfusion.knowledge.oxigraph_store import open_graph  # lazy: pyoxigraph is an extra
+
+            return open_graph(path, choice.directory)  # type: ignore[arg-type]
         path = Path(path)
         if not path.is_file():
             raise GraphError(f"Knowledge graph file not found: {path} (build it with `kgfusion kg build`).")

@@ -7,9 +7,21 @@ from typing import Any
 
 import click
 
-from kgfusion.apps.common import DomainGroup, emit, json_option, pretrain_corpus_command, repo_data_dir
+from kgfusion.apps.batch_options import engine_option, restart_option, shard_size_option
+from kgfusion.apps.common import (
+    DomainGroup,
+    bundle_variant,
+    emit,
+    json_option,
+    kg_store_option,
+    load_kg,
+    model_variant_option,
+    pretrain_corpus_command,
+    repo_data_dir,
+)
 from kgfusion.apps.finance.config import DEFAULT_BACKEND, DEFAULT_BUNDLE_NAME
 from kgfusion.apps.finance.drift_cli import drift_reference
+from kgfusion.core.errors import KgfusionError
 
 BACKEND = click.Choice(["auto", "fp32", "int8", "onnx-int8"])  # auto: the best the bundle ships
 # pipeline.BY_CHOICES (kept literal here so `--help` does not import pandas): the series alerts come from
@@ -57,8 +69,10 @@ def model_options(f):
         click.option("--bundle", type=click.Path(file_okay=False), default=None,
                      help=f"Sentiment bundle (default: data/models/{DEFAULT_BUNDLE_NAME})."),
         click.option("--backend", type=BACKEND, default=DEFAULT_BACKEND, show_default=True),
+        model_variant_option,
         click.option("--kg", "kg_path", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="Finance KG Turtle file (default: data/kg/finance.ttl)."),
+        kg_store_option,
         click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True),
                      help="Extra finance rule files/dirs (merged over the packaged rules)."),
         click.option("--fuzzy-names", is_flag=True, help="Also link fuzzy company names via the FAISS entity index."),
@@ -95,7 +109,10 @@ def _config(ctx, text_col, time_col, id_col, source_col, ticker_col, resolution,
 def _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet):
     from kgfusion.apps.finance.pipeline import FinanceMonitor
 
-    bundle = Path(bundle) if bundle else default_bundle()
+    try:
+        bundle = Path(bundle_variant(Path(bundle) if bundle else default_bundle()))
+    except KgfusionError as exc:
+        raise click.ClickException(str(exc)) from exc
     if not bundle.is_dir():
         raise click.ClickException(f"sentiment bundle not found: {bundle}; build it with `kgfusion finance train` "
                                    "or pass --bundle")
@@ -233,53 +250,68 @@ def evaluate(bundle, backend, data_dir, with_rules, as_json):
               help="Rejected rows CSV (default: <out or FILE>.rejects.csv when there are rejects).")
 @click.option("--limit", type=int, default=None, help="Only the first N items (quick runs).")
 @click.option("--topic", default=None, help=TOPIC_HELP + " Needs a bundle with a topic head.")
+@engine_option
+@shard_size_option(256, "Items")
+@restart_option
 @json_option
 @click.pass_context
 def score(ctx, file, encoding, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume,
           z_threshold, config_path, bundle, backend, kg_path, rule_paths, fuzzy_names, quiet, out, rejects_path, limit,
-          topic, as_json):
+          topic, engine, shard_size, restart, as_json):
     """Score and link the items of FILE (no database): label, score = P(pos) - P(neg), topic (bundles with a
     topic head), companies, evidence.
 
     Rejected rows go to --rejects with file, row and reason; a FILE with no usable row is an error (exit 1).
     """
-    from kgfusion.apps.finance.ingest import no_items_error, read_feed
+    from itertools import chain
+
+    from kgfusion.apps.finance.batch import model_settings, score_feed
+    from kgfusion.apps.finance.ingest import FeedStream, no_items_error
+    from kgfusion.core.batch_engine import chunked, dir_fingerprint
     from kgfusion.core.data import write_rejects
 
     cfg = _config(ctx, text_col, time_col, id_col, source_col, ticker_col, resolution, window, min_volume,
                   z_threshold, config_path, fuzzy_names)
-    feed = read_feed(file, cfg, limit=limit, encoding=encoding)
-    rej = None
-    if feed.rejects:
-        rej = Path(rejects_path or f"{out or file}.rejects.csv")
-        write_rejects(feed.rejects, rej)
-    if not feed.items:
-        raise no_items_error(file, feed, rej)
+    if out and Path(out).suffix.lower() not in (".csv", ".parquet", ".jsonl", ".ndjson", ".json"):
+        raise click.BadParameter(f"{out}: use a .csv, .parquet or .jsonl file", param_hint="--out")
+    feed = FeedStream(file, cfg, limit=limit, encoding=encoding)  # streamed shard by shard, never held whole
+    shards = chunked(feed, shard_size)
+    head = next(shards, None)  # a FILE without any item fails here, before the model loads
+
+    def write_feed_rejects() -> Path | None:
+        if not feed.rejects:
+            return None
+        return write_rejects(feed.rejects, Path(rejects_path or f"{out or file}.rejects.csv"))
+
+    if head is None:
+        raise no_items_error(file, feed.result(), write_feed_rejects())
     mon = _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet or as_json)
     if topic and not mon.scorer.has_topics:
         raise click.BadParameter(f"the bundle {bundle or default_bundle()} has no topic head (sentiment only); "
                                  "use one trained with topics, e.g. finsent-topics", param_hint="--topic")
     _, wanted = resolve_topic(mon.topics, topic)
-    frame = mon.score(feed.items)
-    scored = len(frame)
+    settings = {"encoding": encoding, "limit": limit, "config": cfg.to_dict()}
+    if mon.source is not None and out:
+        from kgfusion.apps.common import promoted_bundle
+
+        settings |= model_settings(mon.source, lambda b: dir_fingerprint(promoted_bundle(b).path))
+    run = score_feed(mon, chain([head], shards), source=mon.source, feed_path=file, out=out, topics=wanted,
+                     engine=engine, shard_size=shard_size, restart=restart, settings=settings,
+                     progress=not (quiet or as_json))
+    rej = write_feed_rejects()
+    frame, scored = run.frame, run.scored
+    summary = feed.summary() | {"out": out, "rejects_path": str(rej) if rej else None, "labels": run.labels,
+                                "topic_head": mon.scorer.has_topics, "topics": run.topics, "model": mon.model_name}
     if topic:
-        frame = frame[frame["topic"].isin(wanted)].reset_index(drop=True)
-    if out:
-        write_table(frame, out)
-    topics = frame["topic"].dropna().value_counts().to_dict() if not frame.empty else {}
-    summary = feed.summary() | {"out": out, "rejects_path": str(rej) if rej else None,
-                                "labels": frame["label"].value_counts().to_dict() if not frame.empty else {},
-                                "topic_head": mon.scorer.has_topics, "topics": topics, "model": mon.model_name}
-    if topic:
-        summary |= {"topic": topic, "topic_items": len(frame)}
+        summary |= {"topic": topic, "topic_items": run.kept}
     if as_json:
         emit({"summary": summary, "items": [] if out else _records(frame.drop(columns=["model_probs"]))}, True)
         return
     lines = [f"{scored} items scored, {summary['rejected']} rejected"
-             + (f" (see {rej})" if rej else "") + (f"; {len(frame)} of topic {topic!r}" if topic else "")
+             + (f" (see {rej})" if rej else "") + (f"; {run.kept} of topic {topic!r}" if topic else "")
              + (f"; written to {out}" if out else "")]
     if not out:
-        show_topic = bool(topics)
+        show_topic = bool(run.topics)
         for r in frame.head(50).itertuples(index=False):
             topic_col = f"{str(r.topic or '-')[:24]:<24} " if show_topic else ""
             lines.append(f"{r.label:<8} {r.score:+.3f}  {topic_col}{','.join(r.tickers) or '-':<14} {r.text[:90]}")
@@ -299,11 +331,14 @@ def score(ctx, file, encoding, text_col, time_col, id_col, source_col, ticker_co
 @click.option("--top", type=int, default=5, show_default=True, help="Alerts to print.")
 @click.option("--by", type=BY, default="entity", show_default=True, help=BY_HELP)
 @click.option("--topic", default=None, help="Print only alerts about this topic. " + TOPIC_HELP)
+@engine_option
+@shard_size_option(None, "Items", " Default: 2048 (or $KGFUSION_FINANCE_CHUNK); each shard is committed to "
+                   "--db as it finishes.")
 @json_option
 @click.pass_context
 def monitor(ctx, file, db, encoding, text_col, time_col, id_col, source_col, ticker_col, resolution, window,
             min_volume, z_threshold, config_path, bundle, backend, kg_path, rule_paths, fuzzy_names, quiet,
-            rejects_path, limit, rescore, top, by, topic, as_json):
+            rejects_path, limit, rescore, top, by, topic, engine, shard_size, as_json):
     """Ingest FILE into --db (score, link, store; re-runs do not double-count), then detect alerts.
 
     Rejected rows go to --rejects with file, row and reason; a FILE with no usable row is an error (exit 1).
@@ -316,7 +351,7 @@ def monitor(ctx, file, db, encoding, text_col, time_col, id_col, source_col, tic
     mon = _monitor(cfg, bundle, backend, kg_path, rule_paths, quiet or as_json)
     resolve_topic(mon.topics, topic)  # an unknown topic fails before the feed is scored
     s = mon.monitor(file, db, rejects_path=rejects_path, limit=limit, rescore=rescore, top=top, encoding=encoding,
-                    by=by, topic=topic)
+                    by=by, topic=topic, engine=engine, shard_size=shard_size)
     topics = (", ".join(f"{t} {n}" for t, n in list(s.topics.items())[:8]) if s.topics
               else "none (the model has no topic head)" if not s.topic_head else "none")
     text = (f"{s.items} items ({s.new_items} new, {s.skipped_existing} already stored), {s.rejected} rejected"
@@ -360,6 +395,7 @@ def _alert_lines(alerts: list[dict[str, Any]]) -> str:
 @click.option("--prices", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Prices CSV (ticker, Date, Adj Close) for a descriptive next-day return study.")
 @click.option("--kg", "kg_path", type=click.Path(exists=True, dir_okay=False), default=None)
+@kg_store_option
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write alerts (.csv/.parquet/.jsonl).")
 @click.option("--drift", is_flag=True, help="Instead: per-day drift figures (labels, confidence, embedding centroid "
               "vs the training reference; computed and stored for days not stored yet) and drift alerts.")
@@ -390,9 +426,7 @@ def alerts(ctx, db, resolution, window, min_volume, z_threshold, config_path, to
         cfg = type(cfg).from_dict(cfg.to_dict() | {"min_history": cfg.window})
     base = TopicCatalog.default()
     if kg_path:
-        from kgfusion.knowledge.graph import KnowledgeGraph
-
-        base = TopicCatalog.from_graph(KnowledgeGraph.load(kg_path))
+        base = TopicCatalog.from_graph(load_kg(kg_path))
     with FinanceStore(db, read_only=True) as store:
         catalog = store_catalog(store, base)
         kind, _ = resolve_topic(catalog, topic)
@@ -421,9 +455,7 @@ def alerts(ctx, db, resolution, window, min_volume, z_threshold, config_path, to
 def _event_study(table, prices, kg_path, cfg) -> dict[str, Any]:
     from kgfusion.apps.finance.eventstudy import next_day_returns, read_prices, summarize
     from kgfusion.apps.finance.linking import CompanyCatalog
-    from kgfusion.knowledge.graph import KnowledgeGraph
-
-    catalog = CompanyCatalog.from_graph(KnowledgeGraph.load(kg_path or repo_data_dir() / "kg" / "finance.ttl"), cfg)
+    catalog = CompanyCatalog.from_graph(load_kg(kg_path or repo_data_dir() / "kg" / "finance.ttl"), cfg)
 
     def entity_of(ticker: str) -> str | None:
         c = catalog.by_ticker.get(ticker.upper())

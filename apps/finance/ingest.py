@@ -56,13 +56,15 @@ class IngestResult:
     columns: dict[str, str | None] = field(default_factory=dict)  # role -> column used
     rows_read: int = 0
     truncated: bool = False  # stopped early because of ``limit``
+    n_items: int | None = None  # the item count when ``items`` was streamed, not kept
 
     def summary(self) -> dict[str, Any]:
         reasons: dict[str, int] = {}
         for r in self.rejects:
             key = r.reason.split(" (")[0]
             reasons[key] = reasons.get(key, 0) + 1
-        return {"rows_read": self.rows_read, "items": len(self.items), "rejected": len(self.rejects),
+        items = self.n_items if self.n_items is not None else len(self.items)
+        return {"rows_read": self.rows_read, "items": items, "rejected": len(self.rejects),
                 "reject_reasons": reasons, "columns": self.columns, "truncated": self.truncated}
 
 
@@ -271,67 +273,114 @@ def read_feed(path: str | Path, config: FinanceConfig | None = None, limit: int 
 
     ``encoding``: the file's text encoding (UTF-8 by default; a BOM is allowed).
     """
-    config = config or FinanceConfig()
-    path = Path(path)
-    if limit is not None and limit < 1:
-        raise DataError(f"limit={limit} must be >= 1")
-    cols = check_feed(path, config, encoding)
-    fmt = _format(path)
-    source_default = config.default_source or path.name.split(".")[0]
-    rejects: list[Reject] = []
-    staged: list[tuple[int, str, str | None, str, str | None, str | None]] = []  # row, text, raw ts, source, id, hint
-    rows_read = 0
-    truncated = False
-    for rowno, rec, reason, _ in _raw_rows(path, fmt, encoding):
-        if limit is not None and len(staged) >= limit:
-            truncated = True
-            break
-        rows_read += 1
-        if rec is None:
-            rejects.append(Reject(str(path), rowno, reason))
-            continue
-        text = rec.get(cols["text"])
-        text = html.unescape(str(text)).strip() if text is not None else ""
-        if not text:
-            rejects.append(Reject(str(path), rowno, "empty text"))
-            continue
-        if len(text) > MAX_ITEM_CHARS:
-            rejects.append(Reject(str(path), rowno, f"text too long ({len(text):,} characters; at most "
-                                  f"{MAX_ITEM_CHARS:,}): split it into several items", text[:200]))
-            continue
-        raw_ts = _cell(rec, cols["time"])
-        if cols["time"] and not raw_ts:
-            rejects.append(Reject(str(path), rowno, f"empty timestamp (column {cols['time']!r})", text[:200]))
-            continue
-        staged.append((rowno, text, raw_ts, _cell(rec, cols["source"]) or source_default,
-                       _cell(rec, cols["id"]), (_cell(rec, cols["ticker"]) or "").upper() or None))
-    stamps = parse_timestamps([s[2] for s in staged]) if cols["time"] else None
-    items: list[Item] = []
-    seen_ids: dict[str, int] = {}
-    seen_keys: dict[tuple[str, str], int] = {}
-    for k, (rowno, text, raw_ts, source, given_id, hint) in enumerate(staged):
-        ts = None
-        if stamps is not None:
-            value = stamps.iloc[k]
-            if pd.isna(value):
-                rejects.append(Reject(str(path), rowno, f"unparseable timestamp ({brief(raw_ts)} in column "
-                                      f"{cols['time']!r}; use ISO 8601, e.g. 2014-01-31T15:04:00Z)", text[:200]))
+    stream = FeedStream(path, config, limit=limit, encoding=encoding)
+    items = list(stream)
+    return stream.result(items)
+
+
+STREAM_BLOCK = 1024  # rows parsed (timestamps, duplicates) per step of a FeedStream
+
+
+class FeedStream:
+    """The items of a feed, read lazily (memory stays bounded on millions of rows); after iterating,
+    ``rejects`` (sorted by row), ``rows_read``, ``truncated`` and ``items`` (a count) describe the feed
+    exactly as :func:`read_feed` does. Validation (type, encoding, columns) runs when it is created.
+
+    Duplicate detection keeps a 12-byte digest per item, not its text.
+    """
+
+    def __init__(self, path: str | Path, config: FinanceConfig | None = None, limit: int | None = None,
+                 encoding: str = "utf-8") -> None:
+        self.config = config or FinanceConfig()
+        self.path = Path(path)
+        if limit is not None and limit < 1:
+            raise DataError(f"limit={limit} must be >= 1")
+        self.limit, self.encoding = limit, encoding
+        self.columns = check_feed(self.path, self.config, encoding)
+        self.rejects: list[Reject] = []
+        self.rows_read = 0
+        self.items = 0
+        self.truncated = False
+        self._started = False
+
+    def result(self, items: list[Item] | None = None) -> IngestResult:
+        """An IngestResult of the consumed stream (``items``: the items, when the caller kept them)."""
+        return IngestResult(items if items is not None else [], self.rejects, self.columns, self.rows_read,
+                            self.truncated, None if items is not None else self.items)
+
+    def summary(self) -> dict[str, Any]:
+        return self.result().summary()
+
+    def __iter__(self) -> Iterator[Item]:
+        if self._started:
+            raise DataError(f"{self.path}: a feed stream is read once")
+        self._started = True
+        path, cols, limit = self.path, self.columns, self.limit
+        source_default = self.config.default_source or path.name.split(".")[0]
+        seen_ids: dict[str, int] = {}
+        seen_keys: dict[bytes, int] = {}
+        staged: list[tuple[int, str, str | None, str, str | None, str | None]] = []  # row, text, ts, source, id, hint
+        n_staged = 0
+        for rowno, rec, reason, _ in _raw_rows(path, _format(path), self.encoding):
+            if limit is not None and n_staged >= limit:
+                self.truncated = True
+                break
+            self.rows_read += 1
+            if rec is None:
+                self.rejects.append(Reject(str(path), rowno, reason))
                 continue
-            ts = pd.Timestamp(value)
-        iid = given_id or item_id(source, text, ts)
-        if iid in seen_ids:
-            rejects.append(Reject(str(path), rowno, f"duplicate id ({iid}; first at row {seen_ids[iid]})", text[:200]))
-            continue
-        key = (normalise_text(text), ts.isoformat() if ts is not None else "")
-        if key in seen_keys:
-            rejects.append(Reject(str(path), rowno, f"duplicate text and timestamp (first at row {seen_keys[key]})",
-                                  text[:200]))
-            continue
-        seen_ids[iid] = rowno
-        seen_keys[key] = rowno
-        items.append(Item(iid, text, ts, source, hint, rowno))
-    rejects.sort(key=lambda r: r.row)
-    return IngestResult(items, rejects, cols, rows_read, truncated)
+            text = rec.get(cols["text"])
+            text = html.unescape(str(text)).strip() if text is not None else ""
+            if not text:
+                self.rejects.append(Reject(str(path), rowno, "empty text"))
+                continue
+            if len(text) > MAX_ITEM_CHARS:
+                self.rejects.append(Reject(str(path), rowno, f"text too long ({len(text):,} characters; at most "
+                                           f"{MAX_ITEM_CHARS:,}): split it into several items", text[:200]))
+                continue
+            raw_ts = _cell(rec, cols["time"])
+            if cols["time"] and not raw_ts:
+                self.rejects.append(Reject(str(path), rowno, f"empty timestamp (column {cols['time']!r})",
+                                           text[:200]))
+                continue
+            staged.append((rowno, text, raw_ts, _cell(rec, cols["source"]) or source_default,
+                           _cell(rec, cols["id"]), (_cell(rec, cols["ticker"]) or "").upper() or None))
+            n_staged += 1
+            if len(staged) >= STREAM_BLOCK:
+                yield from self._accept(staged, seen_ids, seen_keys)
+                staged = []
+        yield from self._accept(staged, seen_ids, seen_keys)
+        self.rejects.sort(key=lambda r: r.row)
+
+    def _accept(self, staged, seen_ids: dict[str, int], seen_keys: dict[bytes, int]) -> Iterator[Item]:
+        """Timestamps, ids and duplicate checks of one block of staged rows."""
+        path, cols = self.path, self.columns
+        stamps = parse_timestamps([s[2] for s in staged]) if cols["time"] and staged else None
+        for k, (rowno, text, raw_ts, source, given_id, hint) in enumerate(staged):
+            ts = None
+            if stamps is not None:
+                value = stamps.iloc[k]
+                if pd.isna(value):
+                    self.rejects.append(Reject(str(path), rowno, f"unparseable timestamp ({brief(raw_ts)} in column "
+                                               f"{cols['time']!r}; use ISO 8601, e.g. 2014-01-31T15:04:00Z)",
+                                               text[:200]))
+                    continue
+                ts = pd.Timestamp(value)
+            iid = given_id or item_id(source, text, ts)
+            if iid in seen_ids:
+                self.rejects.append(Reject(str(path), rowno, f"duplicate id ({iid}; first at row {seen_ids[iid]})",
+                                           text[:200]))
+                continue
+            key = hashlib.blake2b(f"{normalise_text(text)}\x1f{ts.isoformat() if ts is not None else ''}"
+                                  .encode("utf-8", "surrogatepass"), digest_size=12).digest()
+            if key in seen_keys:
+                self.rejects.append(Reject(str(path), rowno, "duplicate text and timestamp (first at row "
+                                           f"{seen_keys[key]})", text[:200]))
+                continue
+            seen_ids[iid] = rowno
+            seen_keys[key] = rowno
+            self.items += 1
+            yield Item(iid, text, ts, source, hint, rowno)
 
 
 def _cell(rec: dict[str, Any], col: str | None) -> str | None:

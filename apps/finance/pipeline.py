@@ -19,15 +19,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from itertools import chain, islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from kgfusion.apps.finance.alerts import detect_alerts, top_evidence
 from kgfusion.apps.finance.config import FinanceConfig
-from kgfusion.apps.finance.ingest import Item, content_key, item_id, no_items_error, read_feed
+from kgfusion.apps.finance.ingest import FeedStream, Item, content_key, item_id, no_items_error
 from kgfusion.apps.finance.linking import CompanyCatalog, CompanyLinker, Mention
 from kgfusion.apps.finance.scoring import ScoredItem, SentimentScorer
 from kgfusion.apps.finance.store import MENTION_COLUMNS, FinanceStore
@@ -35,6 +35,9 @@ from kgfusion.apps.finance.timeseries import TOPIC_LEVELS, entity_rows, series_f
 from kgfusion.apps.finance.topics import TopicCatalog
 from kgfusion.core.data import write_rejects
 from kgfusion.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kgfusion.knowledge.graph import KgStore
 
 CHUNK = 2048  # items scored, linked and written per step (a crash loses at most one chunk)
 CHUNK_ENV = "KGFUSION_FINANCE_CHUNK"  # overrides CHUNK, e.g. small chunks for the kill-and-resume test
@@ -102,20 +105,22 @@ class FinanceMonitor:
         self.model_name = model_name
         self.backend = backend
         self.progress = progress
+        self.source = None  # a batch.ModelSource when built from paths: lets Ray workers load the same model
 
     @classmethod
     def from_paths(cls, bundle: str | Path, *, backend: str = "auto", config: FinanceConfig | None = None,
                    kg_path: str | Path | None = None, rule_paths: Sequence[str | Path] = (),
-                   fuzzy_linker: bool = False, progress: bool = True) -> FinanceMonitor:
+                   fuzzy_linker: bool = False, progress: bool = True,
+                   kg_store: KgStore | str | None = None) -> FinanceMonitor:
         """Load the bundle (its promoted registry version when there is one), the finance KG and rule base
-        (packaged defaults + ``rule_paths``)."""
-        from kgfusion.apps.common import promoted_bundle, repo_data_dir
+        (packaged defaults + ``rule_paths``). ``kg_store``: memory | oxigraph:DIR (None: the command's --kg-store)."""
+        from kgfusion.apps.common import load_kg, promoted_bundle, repo_data_dir
         from kgfusion.core.predict import Predictor
-        from kgfusion.knowledge.graph import KnowledgeGraph
         from kgfusion.knowledge.rules import load_domain_rules
 
         config = config or FinanceConfig()
-        graph = KnowledgeGraph.load(kg_path or repo_data_dir() / "kg" / "finance.ttl")
+        requested = str(bundle)  # what Ray workers load again (they resolve the registry the same way)
+        graph = load_kg(kg_path or repo_data_dir() / "kg" / "finance.ttl", kg_store)
         rules = load_domain_rules("finance", list(rule_paths))
         from kgfusion.core.bundle import resolve_backend
 
@@ -126,8 +131,13 @@ class FinanceMonitor:
         linker = build_fuzzy_linker(graph) if fuzzy_linker or config.fuzzy_names else None
         if linker is not None and not config.fuzzy_names:
             config = FinanceConfig.from_dict(config.to_dict() | {"fuzzy_names": True})
-        return cls(config, predictor, graph, rules, linker, model_name=resolved.label, backend=backend,
-                   progress=progress)
+        mon = cls(config, predictor, graph, rules, linker, model_name=resolved.label, backend=backend,
+                  progress=progress)
+        from kgfusion.apps.finance.batch import ModelSource
+
+        mon.source = ModelSource(requested, backend, config.to_dict(), str(kg_path) if kg_path else None,
+                                 tuple(str(r) for r in rule_paths))
+        return mon
 
     # -- per item --------------------------------------------------------------------------------
     def score(self, items: Sequence[Item | str]) -> pd.DataFrame:
@@ -177,58 +187,88 @@ class FinanceMonitor:
     # -- files -----------------------------------------------------------------------------------
     def monitor(self, path: str | Path, db: str | Path, *, rejects_path: str | Path | None = None,
                 limit: int | None = None, rescore: bool = False, top: int = 5, encoding: str = "utf-8",
-                by: str = "entity", topic: str | None = None) -> RunSummary:
+                by: str = "entity", topic: str | None = None, engine: str = "local",
+                shard_size: int | None = None) -> RunSummary:
         """Ingest a feed into ``db`` (items already there are skipped unless ``rescore``), then alert
         (``by`` / ``topic`` as in ``alerts``).
 
+        The feed streams through the core batch engine in shards of ``shard_size`` items (default
+        ``chunk_size()``), scored in-process or on Ray (``engine``); this process stores each finished
+        shard (one DuckDB writer), so a killed run loses at most the shards in flight.
         A feed with no usable item raises DataError (its rejects written first); ``db`` is not touched.
         """
+        from kgfusion.core import batch_engine as be
+
         check_by(by)
+        be.check_engine(engine)
         if topic:
             self.topics.resolve(topic)  # an unknown topic fails before any work
+        if engine == "ray" and self.source is None:
+            raise ConfigError("engine='ray' needs a monitor built by FinanceMonitor.from_paths (Ray workers load "
+                              "the bundle themselves); use engine='local'")
+        step = shard_size or chunk_size()
+        be.check_shard_size(step)
         started = datetime.now(timezone.utc).replace(tzinfo=None)
         t0 = time.perf_counter()
         stages: dict[str, float] = {}
-        feed = read_feed(path, self.config, limit=limit, encoding=encoding)
+        feed = FeedStream(path, self.config, limit=limit, encoding=encoding)
+        items = iter(feed)
+        head = list(islice(items, step))  # a feed without any item fails here, before the store opens
         stages["ingest"] = time.perf_counter() - t0
-        rejects_out = None
-        if feed.rejects:
-            rejects_out = Path(rejects_path) if rejects_path else Path(f"{db}.rejects.csv")
-            write_rejects(feed.rejects, rejects_out)
-        if not feed.items:
-            raise no_items_error(path, feed, rejects_out)
+
+        def write_rejects_file() -> Path | None:
+            if not feed.rejects:
+                return None
+            out = Path(rejects_path) if rejects_path else Path(f"{db}.rejects.csv")
+            write_rejects(feed.rejects, out)
+            return out
+
+        if not head:
+            raise no_items_error(path, feed.result(), write_rejects_file())
         run_id = started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         n_mentions = linked = new = 0
+        counts = {"todo": 0}
         run_topics: dict[str, int] = {}
         with FinanceStore(db) as store:
-            todo = feed.items
-            if not rescore:
-                known = store.existing_ids([it.id for it in todo])
-                todo = [it for it in todo if it.id not in known]
-            t1 = time.perf_counter()
-            bar = tqdm(total=len(todo), disable=not self.progress, desc="score+link", unit="item")
-            step = chunk_size()
-            for start in range(0, len(todo), step):
-                chunk = todo[start:start + step]
-                frame, mentions = self.score_items(chunk, run_id=run_id)
+
+            def todo_items():
+                for chunk in be.chunked(chain(head, items), step):
+                    if not rescore:
+                        known = store.existing_ids([it.id for it in chunk])
+                        chunk = [it for it in chunk if it.id not in known]
+                    counts["todo"] += len(chunk)
+                    yield from chunk
+
+            def commit(_i: int, _items: list[Item], result: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+                nonlocal new, n_mentions, linked
+                frame, mentions = result
                 new += store.upsert(frame, mentions)
                 for name, n in frame["topic"].dropna().value_counts().items():
                     run_topics[str(name)] = run_topics.get(str(name), 0) + int(n)
                 n_mentions += len(mentions)
                 linked += mentions["item_id"].nunique() if not mentions.empty else 0
-                bar.update(len(chunk))
-            bar.close()
+
+            t1 = time.perf_counter()
+            worker = be.WorkerSpec("kgfusion.apps.finance.batch:monitor_worker",
+                                   {"source": self.source.to_kwargs() if self.source else {}, "run_id": run_id})
+            be.run_shards(be.chunked(todo_items(), step), worker, engine=engine, on_result=commit,  # type: ignore[arg-type]
+                          local_fn=lambda chunk: self.score_items(chunk, run_id=run_id),
+                          describe=lambda i, chunk: f"shard {i + 1} (rows {chunk[0].row}..{chunk[-1].row})",
+                          resume_hint=f"finished shards are stored in {db}; rerun to resume",
+                          progress=self.progress, desc="score+link", unit="item")
+            rejects_out = write_rejects_file()
+            todo = counts["todo"]
             stages["score_link_store"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             alerts = self._alerts(store, top=top, by=by, topic=topic)
             stages["series_alerts"] = time.perf_counter() - t2
             seconds = time.perf_counter() - t0
             summary = RunSummary(
-                run_id=run_id, input=str(path), db=str(db), rows_read=feed.rows_read, items=len(feed.items),
-                new_items=new, skipped_existing=len(feed.items) - len(todo), rejected=len(feed.rejects),
+                run_id=run_id, input=str(path), db=str(db), rows_read=feed.rows_read, items=feed.items,
+                new_items=new, skipped_existing=feed.items - todo, rejected=len(feed.rejects),
                 reject_reasons=feed.summary()["reject_reasons"], rejects_path=str(rejects_out) if rejects_out else None,
                 mentions=n_mentions, linked_items=int(linked), alerts=int(alerts.attrs.get("total", len(alerts))),
-                seconds=round(seconds, 2), items_per_s=round(len(todo) / max(stages["score_link_store"], 1e-9), 1),
+                seconds=round(seconds, 2), items_per_s=round(todo / max(stages["score_link_store"], 1e-9), 1),
                 truncated=feed.truncated, stage_seconds={k: round(v, 2) for k, v in stages.items()},
                 top_alerts=_jsonable(alerts.head(top)), topic_head=self.scorer.has_topics,
                 topics=dict(sorted(run_topics.items(), key=lambda kv: (-kv[1], kv[0]))),
@@ -236,7 +276,7 @@ class FinanceMonitor:
             )
             store.record_run({"run_id": run_id, "started": started,
                               "finished": datetime.now(timezone.utc).replace(tzinfo=None), "input": str(path),
-                              "rows_read": feed.rows_read, "items": len(feed.items), "new_items": new,
+                              "rows_read": feed.rows_read, "items": feed.items, "new_items": new,
                               "rejected": len(feed.rejects), "mentions": n_mentions, "model": self.model_name,
                               "backend": self.backend, "config": self.config.to_dict(),
                               "summary": {k: v for k, v in summary.to_dict().items() if k != "top_alerts"}})

@@ -1,7 +1,8 @@
 """``kgfusion kg``: build the domain graphs, print stats, run read-only SPARQL, show neighbours and paths.
 
 Graphs are named (finance, medical, movies -> <data>/kg/<name>.ttl, where <data> is $KGFUSION_DATA or
-the repository's data/ folder) or given as a Turtle path. Entities are full URIs, prefixed names
+the repository's data/ folder) or given as a Turtle path; ``--kg-store oxigraph:DIR`` reads them through
+a persistent on-disk Oxigraph store instead of parsing the Turtle each run. Entities are full URIs, prefixed names
 (company:AAPL, kgfid:company/AAPL, obo:DOID_1612) or unambiguous labels ("Apple Inc.").
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import click
 from rdflib import URIRef
 
-from kgfusion.apps.common import emit, json_option, repo_data_dir
+from kgfusion.apps.common import emit, json_option, kg_store_option, load_kg, repo_data_dir
 from kgfusion.core.errors import KgfusionError
 from kgfusion.core.textfile import read_text
 from kgfusion.knowledge.builders import DOMAINS, build_with_report, output_path
@@ -71,7 +72,13 @@ def _errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _load(path: Path) -> KnowledgeGraph:
-    return KnowledgeGraph.load(path)
+    """The graph in the command's --kg-store; says on stderr when an on-disk store was (re)built."""
+    kg = load_kg(path)
+    info = getattr(kg, "store_info", None)
+    if info is not None and not info.reused:
+        click.echo(f"Built the Oxigraph store {info.store_path} from {path} ({info.triples} triples, "
+                   f"{info.build_seconds:.1f} s); later runs reuse it until the file changes.", err=True)
+    return kg
 
 
 def _graph_for(graph: Path | None, *names: str) -> Path:
@@ -152,6 +159,7 @@ def build_command(domain: str, datasets: Path | None, out: Path | None, as_json:
 
 @group.command("stats")
 @click.option("--graph", "graph", type=GRAPH, default=None, help="Graph name or Turtle path [default: all built]")
+@kg_store_option
 @json_option
 @_errors
 def stats_command(graph: Path | None, as_json: bool) -> None:
@@ -180,6 +188,7 @@ def stats_command(graph: Path | None, as_json: bool) -> None:
               help="Stop the query after this many seconds (0 = no limit).")
 @click.option("--max-rows", "max_rows", default=DEFAULT_MAX_ROWS, show_default=True, type=click.IntRange(min=0),
               help="Stop reading results after this many rows and say so (0 = no cap).")
+@kg_store_option
 @json_option
 @_errors
 def query_command(sparql: str, graph: Path, limit: int, timeout: float, max_rows: int, as_json: bool) -> None:
@@ -213,6 +222,7 @@ def query_command(sparql: str, graph: Path, limit: int, timeout: float, max_rows
 @click.option("--direction", type=click.Choice(["out", "in", "both"]), default="both", show_default=True)
 @click.option("--graph", "graph", type=GRAPH, default=None, help="Graph name or path [default: from the URI]")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=0), help="0 = all.")
+@kg_store_option
 @json_option
 @_errors
 def neighbors_command(uri: str, predicate: str | None, direction: str, graph: Path | None, limit: int,
@@ -240,6 +250,7 @@ def neighbors_command(uri: str, predicate: str | None, direction: str, graph: Pa
 @click.argument("b")
 @click.option("--graph", "graph", type=GRAPH, default=None, help="Graph name or path [default: from A or B]")
 @click.option("--directed", is_flag=True, help="Follow edges only in their direction.")
+@kg_store_option
 @json_option
 @_errors
 def path_command(a: str, b: str, graph: Path | None, directed: bool, as_json: bool) -> None:

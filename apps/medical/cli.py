@@ -2,13 +2,21 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import click
 
-from kgfusion.apps.common import emit, json_option, pretrain_corpus_command, repo_data_dir
+from kgfusion.apps.batch_options import engine_option, restart_option, shard_size_option
+from kgfusion.apps.common import (
+    bundle_variant,
+    emit,
+    json_option,
+    kg_store_option,
+    model_variant_option,
+    pretrain_corpus_command,
+    repo_data_dir,
+)
 from kgfusion.apps.medical.drift_cli import drift as drift_command
 from kgfusion.apps.medical.drift_cli import drift_reference as drift_reference_command
 from kgfusion.core.errors import KgfusionError
@@ -132,20 +140,9 @@ def _no_notes(source: str, rejects, target: str) -> KgfusionError:
 
 def summarize(results, rejects, seconds: float) -> dict[str, Any]:
     """Counts for the command's report: notes, mentions per label, assertion, linking, rejects, speed."""
-    mentions = [m for r in results for m in r.mentions]
-    concepts = Counter((m.concept.curie, m.concept.label) for m in mentions if m.concept and m.asserted)
-    return {
-        "notes": len(results), "rejected": len(rejects), "mentions": len(mentions),
-        "by_label": dict(Counter(m.label for m in mentions)),
-        "asserted": sum(m.asserted for m in mentions),
-        "attributes": {a: sum(bool(m.attributes.get(a)) for m in mentions)
-                       for a in ("negated", "possible", "historical", "family", "hypothetical")},
-        "linked": sum(m.concept is not None for m in mentions),
-        "by_source": dict(Counter("+".join(m.sources) for m in mentions)),
-        "top_asserted_concepts": [{"curie": c, "label": lab, "mentions": n} for (c, lab), n in concepts.most_common(10)],
-        "warnings": sum(len(r.warnings) for r in results),
-        "seconds": round(seconds, 2), "notes_per_s": round(len(results) / seconds, 2) if seconds > 0 else None,
-    }
+    from kgfusion.apps.medical.batch import summarize_notes
+
+    return summarize_notes((r.to_dict(include_text=False) for r in results), len(rejects), seconds)
 
 
 def _summary_text(s: dict[str, Any], files: dict[str, str]) -> str:
@@ -171,6 +168,8 @@ def _summary_text(s: dict[str, Any], files: dict[str, str]) -> str:
               help="Rejected notes CSV (default when any: <out>.rejects.csv).")
 @click.option("--bundle", default=None, help="Model bundle directory or name under data/models/.")
 @click.option("--backend", type=BACKEND, default="onnx-int8", show_default=True)
+@model_variant_option
+@kg_store_option
 @click.option("--policy", type=POLICY, default="union", show_default=True,
               help="Overlaps of model and gazetteer spans: union keeps the longer.")
 @click.option("--link-encoder", type=click.Choice(["minilm", "hashing"]), default="minilm", show_default=True,
@@ -184,52 +183,68 @@ def _summary_text(s: dict[str, Any], files: dict[str, str]) -> str:
                    "with a warning on the note) or a codec name such as utf-8, latin-1, cp1252.")
 @click.option("--no-gazetteer", is_flag=True, help="Model spans only.")
 @click.option("--no-text", is_flag=True, help="Leave the note text out of the JSONL.")
+@engine_option
+@shard_size_option(128, "Notes")
+@restart_option
 @json_option
 @click.pass_context
 def extract(ctx, source, out_path, csv_path, fhir_path, rejects_path, bundle, backend, policy, link_encoder,
-            max_chars, oversize, text_col, id_col, encoding, no_gazetteer, no_text, as_json):
+            max_chars, oversize, text_col, id_col, encoding, no_gazetteer, no_text, engine, shard_size, restart,
+            as_json):
     """Extract coded mentions from SOURCE: a .txt note, a folder of notes, or a CSV/JSONL with a note column.
 
     Rejected notes go to --rejects with file, row and reason; a SOURCE with no usable note is an error (exit 1).
     """
+    from itertools import chain, islice
+
+    from kgfusion.apps.medical import batch
     from kgfusion.apps.medical.config import DEFAULT_BUNDLE, MedicalConfig
-    from kgfusion.apps.medical.export import write_csv, write_fhir, write_jsonl
     from kgfusion.apps.medical.extract import build_extractor
-    from kgfusion.apps.medical.readers import read_notes
+    from kgfusion.core.batch_engine import WorkerSpec
     from kgfusion.core.data import write_rejects
 
     overrides = (ctx.obj or {}).get("build_kwargs", {})  # tests inject a predictor / encoder here
     try:
-        config = MedicalConfig(bundle=bundle or DEFAULT_BUNDLE, backend=backend, policy=policy,
+        config = MedicalConfig(bundle=str(bundle_variant(bundle or DEFAULT_BUNDLE)), backend=backend, policy=policy,
                                link_encoder=link_encoder, max_chars=max_chars, oversize=oversize,
                                gazetteer=not no_gazetteer)
-        read = read_notes(source, text_col=text_col, id_col=id_col, encoding=encoding)
-        if not read.notes:  # nothing to extract: say so before loading the model
-            raise _no_notes(source, read.rejects, rejects_path or _default_rejects(out_path))
+        stream = batch.NoteStream(Path(source), text_col, id_col, encoding)  # read file by file, in shards
+        notes = iter(stream)
+        head = list(islice(notes, shard_size))
+        if not head:  # nothing to extract: say so before loading the model
+            raise _no_notes(source, stream.rejects, rejects_path or _default_rejects(out_path))
         started = time.perf_counter()
-        extractor = build_extractor(config, **overrides)
+        # Ray workers build their own extractor (once each); locally it is built here, once
+        extractor = build_extractor(config, **overrides) if engine == "local" else None
         load_s = time.perf_counter() - started
-        t0 = time.perf_counter()
-        results, rejects = extractor.extract_many(read.notes)
-        seconds = time.perf_counter() - t0
+        model_name, fingerprint = batch.model_identity(config.to_dict(), overrides)
+        model_name = extractor.model_name if extractor else model_name
+        manifest = {"input": str(Path(source).resolve()), "input_sha256": batch.notes_digest(Path(source)),
+                    "reader": {"text_col": text_col, "id_col": id_col, "encoding": encoding},
+                    "config": config.to_dict(), "include_text": not no_text, "model_fingerprint": fingerprint}
+        worker = WorkerSpec("kgfusion.apps.medical.batch:note_worker",
+                            {"config": config.to_dict(), "include_text": not no_text, "build_kwargs": overrides})
+        run = batch.extract_to_files(
+            chain(head, notes), lambda: stream.rejects, out=out_path, csv_path=csv_path, fhir_path=fhir_path,
+            worker=worker, manifest=manifest, engine=engine, shard_size=shard_size, restart=restart,
+            local_fn=(lambda shard: batch.shard_rows(extractor, shard, not no_text)) if extractor else None)
+        seconds = run.stats.seconds
     except KgfusionError as exc:
         raise _fail(exc) from exc
-    rejects = read.rejects + rejects
-    files = {"jsonl": str(write_jsonl(results, out_path, include_text=not no_text))}
+    rejects = run.rejects
+    files = {"jsonl": str(out_path)}
     if csv_path:
-        files["csv"] = str(write_csv(results, csv_path))
-    fhir_summary = None
+        files["csv"] = str(csv_path)
     if fhir_path:
-        fhir_summary = write_fhir(results, fhir_path)
         files["fhir"] = fhir_path
     if rejects:
         files["rejects"] = str(write_rejects(rejects, rejects_path or _default_rejects(out_path)))
-    summary = summarize(results, rejects, seconds) | {"load_seconds": round(load_s, 2), "files": files,
-                                                      "model": extractor.model_name}  # name@vN: a registry version
-    if fhir_summary is not None:
-        summary["fhir"] = fhir_summary
+    summary = run.summary.to_dict(len(rejects), seconds) | {"load_seconds": round(load_s, 2), "files": files,
+                                                            "model": model_name}  # name@vN: a registry version
+    if run.fhir is not None:
+        summary["fhir"] = run.fhir
     emit(summary, as_json, _summary_text(summary, files)
-         + f"\n(model {extractor.model_name}, KG and index loaded in {load_s:.1f} s)")
+         + f"\n(model {model_name}, KG and index loaded in {load_s:.1f} s)")
 
 
 def _build_corpus(data_dir: Path):

@@ -419,7 +419,7 @@ def build_extractor(config: MedicalConfig, data_dir: str | Path | None = None, *
     if config.link or config.abbreviations:
         linkers = build_linkers(kb, config.link_encoder, graph_path=graph, index_dir=index_root / stem,
                                 app_cache=index_root / f"{stem}-app", encoder=encoder,
-                                threshold=config.link_threshold)
+                                threshold=config.link_threshold, int8_queries=config.backend != "fp32")
         linker = ConceptLinker(linkers, kb, facts_limit=config.kg_facts)
         if aliases:
             linker.add_aliases(aliases)

@@ -192,9 +192,10 @@ def _read_table(path: Path, text: str, encoding: str, warnings: list[str], delim
 
 
 def _read_jsonl(path: Path, text: str, encoding: str, warnings: list[str], text_col: str, id_col: str,
-                out: ReadNotes) -> None:
+                out: ReadNotes, first_line: int = 1) -> None:
     # split on \n only: str.splitlines() would also break at U+2028, U+0085 etc. inside JSON strings
-    for i, line in enumerate(text.split("\n"), start=1):
+    # first_line: the file line ``text`` starts on (apps/medical/batch.py streams a file in blocks)
+    for i, line in enumerate(text.split("\n"), start=first_line):
         line = line.removesuffix("\r")
         if not line.strip():
             continue

@@ -158,6 +158,10 @@ def train_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, recipe_pa
     seeds = list(recipe.ensemble.get("seeds") or [config.seed])
     started = time.perf_counter()
     teachers = []
+    if recipe.student:  # a fast variant: the fp32 teacher's soft labels train a fewer-layer copy of it
+        teachers.append(_student_teacher(recipe, work))
+        overrides["base"] = str(_student_base(teachers[0], int(recipe.student.get("layers", 3)), work))
+        seeds = []
     for seed in seeds:
         cfg = recipe.train_config(**overrides, seed=seed)
         out = work / f"seed-{seed}"
@@ -195,6 +199,34 @@ def train_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, recipe_pa
     target = Path(out_dir) if out_dir else data / "models" / recipe.name
     return finish_bundle(final, target, recipe, devel_set, report, seconds, onnx=onnx,
                          ship=ship if ship is not None else bool(recipe.data.get("ship", True)))
+
+
+def _student_teacher(recipe: Recipe, work: Path) -> Path:
+    teacher = Path(recipe.student.get("teacher", ""))
+    if not (teacher / "bundle.json").is_file() or not (teacher / "model.safetensors").is_file():
+        raise DataError(f"recipe {recipe.name}: fp32 teacher {teacher} not found; build it with: kgfusion model train "
+                        f"--recipe {recipe.student.get('teacher_recipe', 'data/recipes/<teacher>.json')}")
+    if not recipe.ensemble.get("distill"):
+        raise ConfigError(f"recipe {recipe.name}: a student recipe needs ensemble.distill = true (the teacher's "
+                          "soft labels are what it learns from)")
+    return teacher
+
+
+def _student_base(teacher: Path, layers: int, work: Path) -> Path:
+    """A base-model directory holding ``layers`` evenly spaced layers of the fine-tuned teacher's encoder
+    (and its classifier), so the student starts from what the teacher learnt rather than from MiniLM."""
+    from kgfusion.core.bundle import load_bundle
+    from kgfusion.core.compress import make_student
+
+    out = work / f"base-{layers}L"
+    if (out / "config.json").is_file():
+        return out
+    loaded = load_bundle(teacher)
+    hf_model = getattr(loaded.model, "hf_model", loaded.model)  # FusedTokenModel wraps the HF model
+    student = make_student(hf_model, layers)
+    student.save_pretrained(out)
+    loaded.tokenizer.save_pretrained(out)
+    return out
 
 
 def finish_bundle(src: Path, target: Path, recipe: Recipe, devel_set, report: dict[str, Any], seconds: float,

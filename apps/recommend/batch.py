@@ -13,31 +13,29 @@ Every input user is accounted for: malformed or duplicate ids go to ``<out>.reje
 The model is anything with ``recommend_frame(user_ids, k) -> DataFrame`` (:class:`Scorer`), built by a
 loader ``Callable[[Path], Scorer]`` given as an import string ("module:function") so Ray workers can
 import it and load the model once per worker. ``engine="ray"`` maps the pending shards through Ray Data
-``map_batches`` (one batch = one shard) on a local Ray instance; the driver writes the same shard files,
-so a job started on one engine resumes on the other.
+actors (core/batch_engine.py) on a local Ray instance (or $RAY_ADDRESS); the driver writes the same shard
+files, so a job started on one engine resumes on the other. The sharding, resume, Ray and output
+streaming are the core batch engine's; this module keeps the recommendation specifics.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
-import importlib
 import io
 import json
 import logging
-import os
-import shutil
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from kgfusion.core import batch_engine as be
+from kgfusion.core.batch_engine import BatchError, Engine, ShardStore, check_out_suffix, write_frames
 from kgfusion.core.data import Reject, write_rejects
-from kgfusion.core.errors import ConfigError, DataError, KgfusionError, ModelNotFoundError, missing_extra
-from kgfusion.core.fileio import atomic_write, atomic_write_json
+from kgfusion.core.errors import ConfigError, DataError, ModelNotFoundError
 from kgfusion.core.textfile import brief, read_text, show_names
 
 log = logging.getLogger(__name__)
@@ -45,12 +43,13 @@ log = logging.getLogger(__name__)
 DEFAULT_LOADER = "kgfusion.apps.recommend.recommender:load_recommender"
 DEFAULT_SHARD_SIZE = 64
 REC_COLUMNS = ("user_id", "rank", "item_id", "title", "score", "explanation", "evidence", "cold_start")
-OUT_SUFFIXES = (".parquet", ".csv", ".jsonl", ".ndjson")
+OUT_SUFFIXES = be.OUT_SUFFIXES
 MANIFEST_VERSION = 1
-# Files above this size enter the model fingerprint by size and mtime instead of their content.
-_HASH_LIMIT = 64 << 20
-
-Engine = Literal["local", "ray"]
+# What a resume must match, and how a changed user list is reported.
+_COMPARE = ("version", "users_sha256", "k", "shard_size", "model_fingerprint")
+_PHRASES = {"users_sha256": "different user list"}
+__all__ = ["REC_COLUMNS", "ScoringError", "ShardStore", "loader_ref", "model_fingerprint", "read_users",
+           "score_users", "shard_users", "user_list", "load_scorer", "resolve_loader", "write_recs"]
 
 
 @runtime_checkable
@@ -63,39 +62,19 @@ class Scorer(Protocol):
 Loader = Callable[[Path], Scorer]
 
 
-class ScoringError(KgfusionError):
-    """A scoring run cannot start or continue (mismatched resume state, scorer broke its contract)."""
+# A scoring run cannot start or continue (mismatched resume state, scorer broke its contract).
+ScoringError = BatchError
 
 
 # ------------------------------------------------------------------------------------------ loading
 def resolve_loader(loader: str | Loader) -> Loader:
     """A loader callable from an import string "package.module:function" (or the callable itself)."""
-    if callable(loader):
-        return loader
-    module_name, sep, attr = str(loader).partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f"loader {loader!r} must look like 'package.module:function'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"loader {loader!r}: cannot import {module_name!r} ({exc}); "
-                          "check the module path (the default model code is apps/recommend/recommender.py)") from exc
-    fn = module
-    for part in attr.split("."):
-        fn = getattr(fn, part, None)
-    if not callable(fn):
-        raise ConfigError(f"loader {loader!r}: {module_name} has no callable {attr!r}")
-    return fn
+    return be.resolve_callable(loader, "the default model code is apps/recommend/recommender.py")
 
 
 def loader_ref(loader: str | Loader) -> str | Loader:
     """An import string for a module-level loader (what Ray ships to workers), else the callable."""
-    if isinstance(loader, str):
-        return loader
-    module, qualname = getattr(loader, "__module__", None), getattr(loader, "__qualname__", "")
-    if module and module != "__main__" and "<" not in qualname:
-        return f"{module}:{qualname}"
-    return loader
+    return be.callable_ref(loader)
 
 
 def load_scorer(model_dir: str | Path, loader: str | Loader = DEFAULT_LOADER) -> Scorer:
@@ -113,19 +92,7 @@ def load_scorer(model_dir: str | Path, loader: str | Loader = DEFAULT_LOADER) ->
 
 def model_fingerprint(model_dir: str | Path) -> str:
     """SHA-256 over the relative paths and contents of the files in ``model_dir`` (hidden files skipped)."""
-    root = Path(model_dir)
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        digest.update(str(rel.as_posix()).encode() + b"\0")
-        stat = path.stat()
-        if stat.st_size > _HASH_LIMIT:
-            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-        else:
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
+    return be.dir_fingerprint(model_dir)
 
 
 # -------------------------------------------------------------------------------------------- users
@@ -272,200 +239,15 @@ def score_shard(scorer: Scorer, users: Sequence[int], k: int) -> pd.DataFrame:
     return frame.sort_values(["_order", "rank"], kind="mergesort").drop(columns="_order").reset_index(drop=True)
 
 
-class _RayShardScorer:
-    """Ray Data actor: loads the model once, then scores one shard per batch."""
-
-    def __init__(self, model_dir: str, loader: str | Loader, k: int) -> None:
-        self.scorer = load_scorer(model_dir, loader)
-        self.k = k
-
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        frames = []
-        for shard, users in zip(batch["shard"], batch["users"], strict=True):
-            frame = score_shard(self.scorer, [int(u) for u in users], self.k)
-            frames.append(frame.assign(_shard=int(shard), _shard_rows=len(frame)))
-        return pd.concat(frames, ignore_index=True)
-
-
-def _worker_pythonpath() -> str:
-    """sys.path entries outside the interpreter's own (project roots, test dirs) for the Ray workers."""
-    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    keep = []
-    for entry in sys.path:
-        real = os.path.realpath(entry or os.getcwd())
-        if os.path.isdir(real) and not any(real.startswith(p) for p in prefixes) and real not in keep:
-            keep.append(real)
-    return os.pathsep.join(keep + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-
-
-def _ray_shards(pending: list[tuple[int, list[int]]], model_dir: Path, k: int, loader: str | Loader,
-                concurrency: int, num_cpus: int, on_ready: Callable[[], None] = lambda: None,
-                ) -> Iterator[tuple[int, pd.DataFrame]]:
-    """Yield (shard index, frame) as Ray finishes them; starts and stops a local Ray if none is running.
-
-    ``on_ready`` is called once Ray is up (so callers can time scoring without the cluster start).
-    """
-    try:
-        import ray
-        import ray.data
-    except ImportError as exc:
-        raise missing_extra("ray", "distributed") from exc
-    started = not ray.is_initialized()
-    if started:
-        runtime_env = {"env_vars": {"PYTHONPATH": _worker_pythonpath()}}
-        if os.environ.get("RAY_ADDRESS"):  # an existing cluster: its size is its own, so no num_cpus
-            ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False, logging_level=logging.WARNING,
-                     runtime_env=runtime_env)
-        else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.WARNING, runtime_env=runtime_env)
-    on_ready()
-    try:
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
-        items = [{"shard": i, "users": users} for i, users in pending]
-        ds = ray.data.from_items(items, override_num_blocks=len(items))
-        # One batch = one shard, so a shard is scored by exactly one actor and written once.
-        out = ds.map_batches(
-            _RayShardScorer, fn_constructor_kwargs={"model_dir": str(model_dir), "loader": loader, "k": k},
-            batch_size=1, batch_format="pandas", num_cpus=1,
-            compute=ray.data.ActorPoolStrategy(size=max(1, min(concurrency, len(items)))),
-        )
-        parts: dict[int, list[pd.DataFrame]] = {}
-        for block in out.iter_batches(batch_size=None, batch_format="pandas"):
-            # Output blocks may split or merge shards; a shard is complete when all its rows arrived.
-            for shard, part in block.groupby("_shard", sort=False):
-                parts.setdefault(int(shard), []).append(part)
-                got = parts[int(shard)]
-                if sum(len(p) for p in got) == int(part["_shard_rows"].iat[0]):
-                    frame = pd.concat(parts.pop(int(shard)), ignore_index=True)
-                    yield int(shard), normalise_recs(frame)
-    except Exception as exc:  # Ray wraps worker errors in its own types
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, KgfusionError):
-            raise type(cause)(str(cause)) from exc
-        if isinstance(exc, KgfusionError):
-            raise
-        why = cause if cause is not None else exc
-        raise ScoringError(f"Ray scoring failed: {why!r}. Finished shards are kept; rerun to resume.") from exc
-    finally:
-        if started:
-            ray.shutdown()
-
-
-# -------------------------------------------------------------------------------------- shard store
-class ShardStore:
-    """``<out>.shards/``: manifest.json, shard-00001.parquet ..., and a lock against concurrent runs."""
-
-    def __init__(self, out: Path, manifest: dict[str, Any]) -> None:
-        self.dir = out.with_name(out.name + ".shards")
-        self.manifest = manifest
-        self._lock: io.TextIOWrapper | None = None
-
-    def path(self, index: int) -> Path:
-        return self.dir / f"shard-{index + 1:05d}.parquet"
-
-    def open(self, restart: bool) -> None:
-        """Create or check the directory; ``restart`` discards earlier shards."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._acquire()
-        try:
-            self._check(restart)
-        except BaseException:
-            self.close()
-            raise
-
-    def _check(self, restart: bool) -> None:
-        mpath = self.dir / "manifest.json"
-        if mpath.exists():
-            try:
-                old = json.loads(mpath.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                old = {}
-            diff = [key for key in ("version", "users_sha256", "k", "shard_size", "model_fingerprint")
-                    if old.get(key) != self.manifest.get(key)]
-            if diff and not restart:
-                shards = len(list(self.dir.glob("shard-*.parquet")))
-                raise ScoringError(
-                    f"{mpath}: an unfinished run with different settings ({', '.join(diff)}: "
-                    + "; ".join(f"{key} {old.get(key)!r} -> {self.manifest.get(key)!r}" for key in diff
-                                if key != "users_sha256")
-                    + ("; different user list" if "users_sha256" in diff else "")
-                    + f") holds {shards} finished shard(s); rerun with the same settings to resume, "
-                    "pass --restart to discard them, or choose another --out")
-            if restart or diff:
-                self._clear()
-        elif restart:
-            self._clear()
-        for tmp in self.dir.glob(".*.tmp"):  # left by a killed run mid-write
-            tmp.unlink(missing_ok=True)
-        atomic_write_json(mpath, self.manifest)
-
-    def _clear(self) -> None:
-        for path in self.dir.glob("shard-*.parquet"):
-            path.unlink()
-
-    def _acquire(self) -> None:
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no cross-process lock
-            return
-        fh = open(self.dir / ".lock", "w")  # noqa: SIM115 - held open for the run
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            fh.close()
-            raise ScoringError(f"another run is writing {self.dir} (lock {self.dir / '.lock'}); "
-                               "wait for it to finish or choose another --out") from exc
-        self._lock = fh
-
-    def close(self) -> None:
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
-
-    def is_done(self, index: int, users: Sequence[int]) -> bool:
-        """True when the shard file exists, reads, and holds exactly these users."""
-        path = self.path(index)
-        if not path.is_file():
-            return False
-        try:
-            got = pd.read_parquet(path, columns=["user_id"])["user_id"]
-        except Exception:  # a truncated/corrupt file is rescored, not trusted
-            log.warning("shard %s is unreadable; scoring it again", path)
-            return False
-        return set(got.tolist()) == set(users)
-
-    def write(self, index: int, frame: pd.DataFrame) -> None:
-        atomic_write(self.path(index), lambda p: frame.to_parquet(p, index=False))
-
-    def read(self, index: int) -> pd.DataFrame:
-        return pd.read_parquet(self.path(index))
-
-    def remove(self) -> None:
-        self.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+def shard_worker(model_dir: str, loader: str | Loader, k: int) -> Callable[[list[int]], pd.DataFrame]:
+    """The engine's worker: loads the model once (per Ray worker), then scores one shard of users per call."""
+    scorer = load_scorer(model_dir, loader)
+    return lambda users: score_shard(scorer, users, k)
 
 
 def write_recs(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write recommendations atomically as Parquet, CSV or JSONL by the file suffix."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return atomic_write(path, lambda p: frame.to_parquet(p, index=False))
-    if suffix == ".csv":
-        return atomic_write(path, lambda p: frame.to_csv(p, index=False))
-    if suffix in (".jsonl", ".ndjson"):
-        return atomic_write(path, lambda p: frame.to_json(p, orient="records", lines=True, force_ascii=False))
-    raise ConfigError(f"--out {path}: unsupported suffix {suffix!r}; use one of {', '.join(OUT_SUFFIXES)}")
-
-
-def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, desc="score", unit="user")
+    return write_frames(path, [frame])
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -491,12 +273,10 @@ def score_users(
     """
     t0 = time.perf_counter()
     out, model_dir = Path(out), Path(model_dir)
-    if engine not in ("local", "ray"):
-        raise ConfigError(f"engine={engine!r}; choose 'local' or 'ray'")
+    be.check_engine(engine)
     if k < 1:
         raise ConfigError(f"k={k} must be >= 1")
-    if out.suffix.lower() not in OUT_SUFFIXES:
-        raise ConfigError(f"--out {out}: unsupported suffix {out.suffix!r}; use one of {', '.join(OUT_SUFFIXES)}")
+    check_out_suffix(out)
     shard_users([], shard_size)  # validates shard_size before any work
     if not model_dir.is_dir():
         raise ModelNotFoundError(f"recommender model not found: {model_dir}; build it with "
@@ -522,70 +302,66 @@ def score_users(
         raise DataError(f"{selection.source}: no valid user ids ({len(selection.rejects)} rejected"
                         + (f", see {rejects_file}" if selection.rejects else "") + ")")
 
-    shards = shard_users(selection.users, shard_size)
+    n_shards = -(-len(selection.users) // shard_size)
     manifest = {
         "version": MANIFEST_VERSION,
         "users": len(selection.users),
         "users_sha256": hashlib.sha256(",".join(map(str, selection.users)).encode()).hexdigest(),
         "k": k,
         "shard_size": shard_size,
-        "shards": len(shards),
+        "shards": n_shards,
         "model_dir": str(model_dir.resolve()),
         "model_fingerprint": model_fingerprint(model_dir),
         "source": selection.source,
     }
-    store = ShardStore(out, manifest)
+    store = ShardStore(out, manifest, compare=_COMPARE, phrases=_PHRASES)
     store.open(restart)
     try:
-        pending = [(i, s) for i, s in enumerate(shards) if not store.is_done(i, s)]
-        skipped = len(shards) - len(pending)
-        bar = _progress(sum(len(s) for _, s in pending), progress)
-        clock = {"start": time.perf_counter()}  # reset once the model (local) or Ray is ready
-
-        def ready() -> None:
-            clock["start"] = time.perf_counter()
-
-        try:
-            if engine == "local" and pending:
-                scorer = scorer or load_scorer(model_dir, loader)
-                ready()
-                for i, s in pending:
-                    try:
-                        frame = score_shard(scorer, s, k)
-                    except KgfusionError:
-                        raise
-                    except Exception as exc:  # a model bug: keep finished shards, name the shard
-                        raise ScoringError(f"scoring shard {i + 1} (users {s[0]}..{s[-1]}) failed: {exc!r}; "
-                                           f"finished shards are kept in {store.dir}; rerun to resume") from exc
-                    store.write(i, frame)
-                    bar.update(len(s))
-            elif pending:
-                for i, frame in _ray_shards(pending, model_dir, k, loader_ref(loader), ray_concurrency, ray_num_cpus,
-                                            on_ready=ready):
-                    store.write(i, frame)
-                    bar.update(len(shards[i]))
-        finally:
-            bar.close()
-        scoring_seconds = time.perf_counter() - clock["start"]
-        final = pd.concat([store.read(i) for i in range(len(shards))], ignore_index=True)
-        if final.duplicated(["user_id", "rank"]).any() or set(final["user_id"]) != set(selection.users):
+        stats = be.run_shards(
+            be.chunked(selection.users, shard_size),
+            be.WorkerSpec(loader_ref(shard_worker), {"model_dir": str(model_dir), "loader": loader_ref(loader),
+                                                     "k": k}),
+            engine=engine, store=store,
+            done=lambda i, s: store.is_done(i, "user_id", s, exact=False),
+            local_fn=(lambda s: score_shard(scorer, s, k)) if scorer is not None else None,
+            describe=lambda i, s: f"shard {i + 1} (users {s[0]}..{s[-1]})", error=ScoringError,
+            progress=progress, total=len(selection.users), unit="user",
+            ray_concurrency=ray_concurrency, ray_num_cpus=ray_num_cpus)
+        check = _ShardCheck(set(selection.users))
+        write_frames(out, map(check, store.frames(n_shards)), schema=store.schema(n_shards))
+        if check.seen != check.wanted:
             raise ScoringError(f"{store.dir}: shards do not match the user list; rerun with --restart")
-        write_recs(final, out)
     finally:
         store.close()
     if not keep_shards:
         store.remove()
     seconds = time.perf_counter() - t0
-    scored = sum(len(s) for _, s in pending)
-    cold = final.loc[final["cold_start"], "user_id"].nunique()
+    scored = stats.rows_scored
     return {
         "out": str(out), "engine": engine, "k": k, "shard_size": shard_size,
-        "users": len(selection.users), "rows": len(final), "cold_start_users": int(cold),
-        "shards": len(shards), "shards_done": len(pending), "shards_skipped": skipped,
+        "users": len(selection.users), "rows": check.rows, "cold_start_users": len(check.cold),
+        "shards": n_shards, "shards_done": stats.shards_done, "shards_skipped": stats.shards_skipped,
         "users_scored": scored, "seconds": round(seconds, 3),
         "users_per_s": round(scored / seconds, 2) if scored and seconds > 0 else 0.0,
-        "scoring_seconds": round(scoring_seconds, 3),
-        "users_per_s_scoring": round(scored / scoring_seconds, 2) if scored and scoring_seconds > 0 else 0.0,
+        "scoring_seconds": stats.scoring_seconds,
+        "users_per_s_scoring": round(scored / stats.scoring_seconds, 2) if scored and stats.scoring_seconds > 0
+        else 0.0,
         "rejects": len(selection.rejects), "rejects_path": str(rejects_file) if selection.rejects else None,
         "shards_dir": str(store.dir) if keep_shards else None,
     }
+
+
+class _ShardCheck:
+    """Counts rows and cold-start users while the shards stream out; a user in two shards is an error."""
+
+    def __init__(self, wanted: set[int]) -> None:
+        self.wanted, self.seen, self.cold, self.rows = wanted, set(), set(), 0
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        users = set(frame["user_id"].tolist())
+        if users & self.seen or frame.duplicated(["user_id", "rank"]).any():
+            raise ScoringError("shards hold duplicate (user_id, rank) rows; rerun with --restart")
+        self.seen |= users
+        self.cold |= set(frame.loc[frame["cold_start"].astype(bool), "user_id"].tolist())
+        self.rows += len(frame)
+        return frame

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from kgfusion.apps.common import kg_store_option
 from kgfusion.apps.recommend.recommender import DEFAULT_KG, DEFAULT_MOVIES, DEFAULT_RATINGS
 from kgfusion.core.errors import KgfusionError
 
@@ -28,6 +29,7 @@ def _show(metrics: dict, as_json: bool) -> None:
               show_default=True, help="MovieLens movies.csv (movieId,title,genres)")
 @click.option("--kg", "kg", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=DEFAULT_KG,
               show_default=True, help="movie knowledge graph (Turtle)")
+@kg_store_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="model directory")
 @click.option("--encoder", default="minilm", show_default=True,
               help="item text encoder: minilm, a local model directory, or none")

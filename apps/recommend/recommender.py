@@ -26,6 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,9 @@ from kgfusion.core.fileio import (
     sha256_file,
 )
 from kgfusion.knowledge.rules import RuleBase, default_rules_dir, load_rules, rule_to_dict
+
+if TYPE_CHECKING:
+    from kgfusion.knowledge.graph import KgStore
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RATINGS = ROOT / "data" / "datasets" / "movielens_small" / "ratings.csv"
@@ -273,12 +277,14 @@ def load_recommender(model_dir: str | Path, verify: bool = True) -> Recommender:
 
 
 # ---------------------------------------------------------------------- training pipeline
-def load_item_graph(kg_path: str | Path | None, items: pd.DataFrame) -> ItemGraph | None:
+def load_item_graph(kg_path: str | Path | None, items: pd.DataFrame,
+                    kg_store: KgStore | str | None = None) -> ItemGraph | None:
+    """The item graph of ``kg_path`` read from ``kg_store`` (memory | oxigraph:DIR; None: the command's --kg-store)."""
     if kg_path is None:
         return None
-    from kgfusion.knowledge.graph import KnowledgeGraph
+    from kgfusion.apps.common import load_kg
 
-    return ItemGraph.from_kg(KnowledgeGraph.load(kg_path), items["item_id"].tolist())
+    return ItemGraph.from_kg(load_kg(kg_path, kg_store), items["item_id"].tolist())
 
 
 def kg_tags(graph: ItemGraph | None, items: pd.DataFrame) -> dict[int, list[str]]:

@@ -178,13 +178,19 @@ class RecommendService:
 class GraphService:
     """Entity linking and read-only SPARQL over the shipped graphs, each loaded on first use."""
 
-    def __init__(self, graphs: Mapping[str, Path], encoder_factory: Any = None) -> None:
+    def __init__(self, graphs: Mapping[str, Path], encoder_factory: Any = None, store: Any = None) -> None:
+        from kgfusion.apps.common import chosen_kg_store
+        from kgfusion.knowledge.graph import KgStore
+
         self.graphs = dict(graphs)
         self._encoder_factory = encoder_factory
         self._kgs: dict[str, Any] = {}
         self._linkers: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self.info = ModelInfo("kg", "kg", _graphs_version(self.graphs), "rdflib")
+        # memory | oxigraph:DIR (a KgStore; None: the command's --kg-store, else $KGFUSION_KG_STORE)
+        self.store = KgStore.parse(store) if store is not None else chosen_kg_store()
+        self.info = ModelInfo("kg", "kg", _graphs_version(self.graphs),
+                              "rdflib" if self.store.kind == "memory" else self.store.kind)
 
     @classmethod
     def load(cls) -> GraphService:
@@ -200,12 +206,12 @@ class GraphService:
         return self.graphs[name]
 
     def kg(self, name: str) -> Any:
-        from kgfusion.knowledge.graph import KnowledgeGraph
+        from kgfusion.apps.common import load_kg
 
         path = self.require(name)
         with self._lock:
             if name not in self._kgs:
-                self._kgs[name] = KnowledgeGraph.load(path)
+                self._kgs[name] = load_kg(path, self.store)
             return self._kgs[name]
 
     def linker(self, name: str) -> Any:

@@ -22,9 +22,9 @@ from kgfusion.knowledge.sparql import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, Query
 
 @st.cache_resource(show_spinner="Loading the knowledge graph (medical and movies take ~15 s the first time) ...")
 def load_graph(path: str, stamp: float):
-    from kgfusion.knowledge.graph import KnowledgeGraph
+    from kgfusion.apps.common import load_kg
 
-    return KnowledgeGraph.load(path)
+    return load_kg(path)  # $KGFUSION_KG_STORE=oxigraph:DIR reads it from a persistent store
 
 
 @st.cache_resource(show_spinner="Building the entity index ...")

@@ -146,3 +146,41 @@ def test_the_multitask_recipe_has_the_cosine_llrd_schedule():
     same = ("lr", "schedule", "layer_lr_decay", "batch_size", "max_length", "method")
     assert {k: multi.train[k] for k in same} == {k: best.train[k] for k in same}
     assert recipe_heads(multi) == ["sentiment", "topic"]
+
+
+def test_fast_variant_recipe_distils_a_fewer_layer_two_head_student(fin_data, tiny_model_dir, tmp_path):
+    from kgfusion.core.bundle import read_manifest
+    from kgfusion.core.errors import DataError
+    from kgfusion.core.predict import Predictor
+
+    _add_topic_data(fin_data)
+    teacher_recipe = {
+        "name": "finance-mt-teacher", "trainer": "kgfusion.apps.finance.recipe:train_recipe",
+        "data": {"heads": ["sentiment", "topic"]},
+        "train": {"base": tiny_model_dir, "method": "full", "epochs": 1, "batch_size": 16, "max_length": 24, "lr": 3e-3},
+    }
+    path = tmp_path / "teacher.json"
+    path.write_text(json.dumps(teacher_recipe))
+    run_recipe(path, tmp_path / "teacher-bundle", data_dir=fin_data, work_dir=tmp_path / "tw", progress=False, onnx=False)
+    teacher = tmp_path / "tw" / "seed-13"
+    fast_recipe = {
+        "name": "finance-mt-fast", "trainer": "kgfusion.apps.finance.fast_variant:train_recipe",
+        "data": {"heads": ["sentiment", "topic"]}, "student": {"teacher": str(teacher), "layers": 1},
+        "train": {"method": "full", "epochs": 2, "batch_size": 16, "max_length": 24, "lr": 3e-3},
+    }
+    path.write_text(json.dumps(fast_recipe))
+    res = run_recipe(path, tmp_path / "fast", data_dir=fin_data, work_dir=tmp_path / "fw", progress=False)
+    m = res["metrics"]
+    assert m["layers"] == 1 and m["best_epoch"] in (1, 2)
+    assert 0 <= m["twitter_onnx_int8_accuracy"] <= 1 and 0 <= m["topic_onnx_int8_accuracy"] <= 1
+    assert m["teacher_metrics"]["topic_accuracy"] == json.loads((teacher / "metrics.json").read_text())["topic_accuracy"]
+    manifest = read_manifest(tmp_path / "fast")
+    assert manifest.name == "fast" and "model.safetensors" not in manifest.files
+    assert json.loads((tmp_path / "fw" / "student-1L" / "config.json").read_text())["num_hidden_layers"] == 1
+    probs = Predictor.from_bundle(tmp_path / "fast", backend="onnx-int8").predict_heads(["a stock market 3"])
+    assert probs["sentiment"].shape == (1, 3) and probs["topic"].shape == (1, 3)
+
+    fast_recipe["student"]["teacher"] = str(tmp_path / "missing")
+    path.write_text(json.dumps(fast_recipe))
+    with pytest.raises(DataError, match="missing not found; build it with: kgfusion model train --recipe"):
+        run_recipe(path, tmp_path / "fast2", data_dir=fin_data, work_dir=tmp_path / "fw2", progress=False)

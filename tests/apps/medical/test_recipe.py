@@ -141,3 +141,33 @@ def test_model_train_recipe_cli_trains_the_recipe_and_refuses_mixed_options(reci
     assert (tmp / "runs" / "recipes" / "medical-ner-tiny").is_dir()
     res = CliRunner().invoke(cli, ["model", "train", "--out", str(tmp / "x")])
     assert res.exit_code == 2 and "give --data FILE and --out DIR (or --recipe FILE)" in res.output
+
+
+def test_student_recipe_distils_a_fewer_layer_copy_of_the_fp32_teacher(recipe_env):
+    from kgfusion.core.bundle import read_manifest
+
+    path, data, tmp = recipe_env
+    teacher_recipe = json.loads(path.read_text())
+    teacher_recipe |= {"ensemble": {}, "augment": {}}
+    teacher_recipe["train"] |= {"epochs": 1, "layer_lr_decay": 1.0}
+    path.write_text(json.dumps(teacher_recipe), encoding="utf-8")
+    run_recipe(path, tmp / "teacher-bundle", data_dir=data, work_dir=tmp / "teacher-work", progress=False, onnx=False)
+    teacher = tmp / "teacher-work" / "seed-13"
+    assert (teacher / "model.safetensors").is_file()  # the fp32 teacher stays in the work dir
+
+    student_recipe = dict(teacher_recipe, name="medical-ner-tiny-fast",
+                          student={"teacher": str(teacher), "layers": 1}, ensemble={"distill": True})
+    spath = tmp / "student.json"
+    spath.write_text(json.dumps(student_recipe), encoding="utf-8")
+    res = run_recipe(spath, tmp / "fast", data_dir=data, work_dir=tmp / "fast-work", progress=False)
+    assert json.loads((tmp / "fast-work" / "base-1L" / "config.json").read_text())["num_hidden_layers"] == 1
+    details = json.loads((tmp / "fast" / "metrics.json").read_text())["details"]
+    assert "seed-13" in details["ensemble"]["teachers"]  # scored the teacher it learnt from
+    assert "model.int8.onnx" in read_manifest(tmp / "fast").files and res["metrics"]["devel_onnx_int8_f1"] >= 0
+
+    missing = dict(student_recipe, student={"teacher": str(tmp / "nowhere")})
+    spath.write_text(json.dumps(missing), encoding="utf-8")
+    from kgfusion.core.errors import DataError
+
+    with pytest.raises(DataError, match="fp32 teacher .*nowhere not found; build it with"):
+        run_recipe(spath, tmp / "fast2", data_dir=data, work_dir=tmp / "fast-work2", progress=False)
