@@ -189,3 +189,26 @@ def load_kg(path: str | Path, store: KgStore | str | None = None) -> KnowledgeGr
     from kgfusion.knowledge.graph import KnowledgeGraph
 
     return KnowledgeGraph.load(path, store=chosen_kg_store() if store is None else store)
+
+
+# ------------------------------------------------------------- batch engine options (core/batch_engine.py)
+# `finance score | monitor`, `medical extract` (recommend score has its own): --engine, --shard-size, --restart.
+ENGINE_HELP = ("In-process, or on Ray (extra: distributed): a local Ray instance, or the cluster at "
+               "$RAY_ADDRESS; each worker loads the model once.")
+
+
+def engine_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                        help=ENGINE_HELP)(f)
+
+
+def shard_size_option(default: int | None, what: str, extra: str = "",
+                      ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--shard-size``: ``what`` per shard (the unit of resume and of work sent to a Ray worker)."""
+    return click.option("--shard-size", type=click.IntRange(min=1), default=default, show_default=default is not None,
+                        help=f"{what} per shard (the unit of resume and of work sent to a worker).{extra}")
+
+
+def restart_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--restart", is_flag=True,
+                        help="Discard finished shards of an earlier run (<out>.shards/) instead of resuming.")(f)

@@ -7,17 +7,19 @@ from typing import Any
 
 import click
 
-from kgfusion.apps.batch_options import engine_option, restart_option, shard_size_option
 from kgfusion.apps.common import (
     DomainGroup,
     bundle_variant,
     emit,
+    engine_option,
     json_option,
     kg_store_option,
     load_kg,
     model_variant_option,
     pretrain_corpus_command,
     repo_data_dir,
+    restart_option,
+    shard_size_option,
 )
 from kgfusion.apps.finance.config import DEFAULT_BACKEND, DEFAULT_BUNDLE_NAME
 from kgfusion.apps.finance.drift_cli import drift_reference

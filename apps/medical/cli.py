@@ -7,15 +7,17 @@ from typing import Any
 
 import click
 
-from kgfusion.apps.batch_options import engine_option, restart_option, shard_size_option
 from kgfusion.apps.common import (
     bundle_variant,
     emit,
+    engine_option,
     json_option,
     kg_store_option,
     model_variant_option,
     pretrain_corpus_command,
     repo_data_dir,
+    restart_option,
+    shard_size_option,
 )
 from kgfusion.apps.medical.drift_cli import drift as drift_command
 from kgfusion.apps.medical.drift_cli import drift_reference as drift_reference_command

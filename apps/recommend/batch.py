@@ -12,7 +12,7 @@ Every input user is accounted for: malformed or duplicate ids go to ``<out>.reje
 
 The model is anything with ``recommend_frame(user_ids, k) -> DataFrame`` (:class:`Scorer`), built by a
 loader ``Callable[[Path], Scorer]`` given as an import string ("module:function") so Ray workers can
-import it and load the model once per worker. ``engine="ray"`` maps the pending shards through Ray Data
+import it and load the model once per worker. ``engine="ray"`` sends the pending shards to a pool of Ray
 actors (core/batch_engine.py) on a local Ray instance (or $RAY_ADDRESS); the driver writes the same shard
 files, so a job started on one engine resumes on the other. The sharding, resume, Ray and output
 streaming are the core batch engine's; this module keeps the recommendation specifics.

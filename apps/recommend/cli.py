@@ -25,7 +25,8 @@ def default_model() -> Path:
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output file: .parquet, .csv or .jsonl (written atomically at the end).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="In-process, or Ray Data map_batches on a local Ray instance (extra: distributed).")
+              help="In-process, or on Ray (extra: distributed): a local Ray instance, or the cluster at "
+                   "$RAY_ADDRESS; each worker loads the model once.")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
               help="Recommender model directory (default: data/models/recommender-movielens).")
 @click.option("--shard-size", type=click.IntRange(min=1), default=64, show_default=True,
