@@ -100,14 +100,19 @@ def top_evidence(alerts: pd.DataFrame, rows: pd.DataFrame, items: pd.DataFrame, 
         cand = by_id.loc[ids].reset_index().sort_values(["score", "confidence"], ascending=[True, False])
         if "text_key" in cand.columns:  # cite a retweeted text once
             cand = cand.assign(_key=cand["text_key"].fillna(cand["id"])).drop_duplicates("_key")
-        cand = cand.head(k)
-        out.append([{
-            "id": r["id"], "ts": str(r["ts"]), "text": r["text"], "label": r["label"],
-            "score": round(float(r["score"]), 4), "confidence": round(float(r["confidence"]), 4),
-            "topic": _opt_str(r.get("topic")), "topic_prob": _opt_round(r.get("topic_prob")),
-            "evidence": json.loads(r["evidence"]) if isinstance(r["evidence"], str) else r["evidence"],
-        } for _, r in cand.iterrows()])
+        out.append(evidence_records(cand.head(k)))
     return out
+
+
+def evidence_records(cand: pd.DataFrame) -> list[dict[str, Any]]:
+    """Evidence item dicts of the chosen item rows, in their order (shared by top_evidence and the SQL path
+    of series_sql.store_evidence, so both give the same JSON)."""
+    return [{
+        "id": r["id"], "ts": str(r["ts"]), "text": r["text"], "label": r["label"],
+        "score": round(float(r["score"]), 4), "confidence": round(float(r["confidence"]), 4),
+        "topic": _opt_str(r.get("topic")), "topic_prob": _opt_round(r.get("topic_prob")),
+        "evidence": json.loads(r["evidence"]) if isinstance(r["evidence"], str) else r["evidence"],
+    } for _, r in cand.iterrows()]
 
 
 def _opt_str(v: Any) -> str | None:

@@ -25,13 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from kgfusion.apps.finance.alerts import detect_alerts, top_evidence
+from kgfusion.apps.finance.alerts import detect_alerts
 from kgfusion.apps.finance.config import FinanceConfig
 from kgfusion.apps.finance.ingest import FeedStream, Item, content_key, item_id, no_items_error
 from kgfusion.apps.finance.linking import CompanyCatalog, CompanyLinker, Mention
 from kgfusion.apps.finance.scoring import ScoredItem, SentimentScorer
+from kgfusion.apps.finance.series_sql import store_evidence
+from kgfusion.apps.finance.series_sql import store_series as sql_series
 from kgfusion.apps.finance.store import MENTION_COLUMNS, FinanceStore
-from kgfusion.apps.finance.timeseries import TOPIC_LEVELS, entity_rows, series_from_rows
+from kgfusion.apps.finance.timeseries import TOPIC_LEVELS
 from kgfusion.apps.finance.topics import TopicCatalog
 from kgfusion.core.data import write_rejects
 from kgfusion.core.errors import ConfigError
@@ -325,14 +327,8 @@ def store_catalog(store: FinanceStore, topics: TopicCatalog | None = None) -> To
 
 def store_series(store: FinanceStore, config: FinanceConfig, levels: Sequence[str],
                  topics: TopicCatalog | None = None) -> pd.DataFrame:
-    """Series of a store at ``levels`` (entity and/or topic levels)."""
-    return series_from_rows(_store_rows(store, config, levels, store_catalog(store, topics)), config.resolution)
-
-
-def _store_rows(store: FinanceStore, config: FinanceConfig, levels: Sequence[str],
-                catalog: TopicCatalog) -> pd.DataFrame:
-    items = store.item_frame() if any(lv in ("topic", "topic-group") for lv in levels) else None
-    return entity_rows(store.mention_frame(), levels, config.max_companies, items, catalog)
+    """Series of a store at ``levels`` (entity and/or topic levels), aggregated inside DuckDB (series_sql)."""
+    return sql_series(store, levels, config.resolution, config.max_companies, store_catalog(store, topics))
 
 
 def alerts_from_store(store: FinanceStore, config: FinanceConfig, *, top: int | None = None,
@@ -345,8 +341,8 @@ def alerts_from_store(store: FinanceStore, config: FinanceConfig, *, top: int | 
     catalog = store_catalog(store, topics)
     kind, wanted = catalog.resolve(topic) if topic else (None, [])
     levels = levels_for(by, config, kind)
-    rows = _store_rows(store, config, levels, catalog)
-    alerts = detect_alerts(series_from_rows(rows, config.resolution), config)
+    # per-period counts come from a SQL GROUP BY: pandas holds periods x keys rows, not every item
+    alerts = detect_alerts(sql_series(store, levels, config.resolution, config.max_companies, catalog), config)
     if topic:
         names = set(wanted) | ({catalog.group_of(wanted[0])} if kind == "group" and wanted else set())
         alerts = alerts[alerts["topic"].isin(names)]
@@ -364,10 +360,9 @@ def alerts_from_store(store: FinanceStore, config: FinanceConfig, *, top: int | 
     if top is not None:
         alerts = alerts.head(top)
     alerts = alerts.reset_index(drop=True)
-    ids = sorted(set(rows.loc[rows["entity"].isin(alerts["entity"]), "item_id"])) if not alerts.empty else []
-    items = store.items(ids=ids) if ids else pd.DataFrame(columns=["id", "text", "label", "score", "confidence",
-                                                                   "evidence", "ts"])
-    alerts["evidence"] = top_evidence(alerts, rows, items, config.top_evidence, config.resolution)
+    # evidence: only the top items of the alerts kept, fetched by one query
+    alerts["evidence"] = store_evidence(store, alerts, levels, config.top_evidence, config.resolution,
+                                        config.max_companies, catalog)
     alerts.attrs["total"] = total
     if any(lv in TOPIC_LEVELS for lv in levels) and not store.topic_counts():
         alerts.attrs["note"] = NO_TOPICS_NOTE

@@ -141,6 +141,11 @@ class FinanceStore:
         self.con.execute(f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' * len(cols))})", [row.get(c) for c in cols])
 
     # -- reads -----------------------------------------------------------------------------------
+    def fetch(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """Run a query and return its result as a DataFrame: the one place reads enter pandas (tests spy on
+        it to bound what the alert stage loads)."""
+        return self.con.execute(sql, params or []).df()
+
     def counts(self) -> dict[str, int]:
         return {t: int(self.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in ("items", "mentions", "runs")}
 
@@ -154,17 +159,17 @@ class FinanceStore:
     def mention_frame(self) -> pd.DataFrame:
         """One row per (item, company): the item's ts, label, score, confidence, text_key, topic, topic_prob and
         the roll-up."""
-        return self.con.execute(f"""
+        return self.fetch(f"""
             SELECT m.item_id, i.ts, i.label, i.score, i.confidence, m.entity, m.ticker, m.company,
                    m.industry_uri, m.industry, m.sector_uri, m.sector, m.match, {self._topic_sql()}
-            FROM mentions m JOIN items i ON i.id = m.item_id WHERE i.ts IS NOT NULL""").df()
+            FROM mentions m JOIN items i ON i.id = m.item_id WHERE i.ts IS NOT NULL""")
 
     def item_frame(self) -> pd.DataFrame:
         """One row per timestamped item, linked or not: item_id, ts, label, score, confidence, text_key, topic,
         topic_prob (the input of the topic and topic-group series)."""
-        return self.con.execute(f"""
+        return self.fetch(f"""
             SELECT i.id AS item_id, i.ts, i.label, i.score, i.confidence, {self._topic_sql()}
-            FROM items i WHERE i.ts IS NOT NULL""").df()
+            FROM items i WHERE i.ts IS NOT NULL""")
 
     def topic_counts(self) -> dict[str, int]:
         """Items per topic, most frequent first; empty for a store without topics."""
@@ -179,11 +184,11 @@ class FinanceStore:
             frame = pd.DataFrame({"id": list(ids)})
             self.con.register("_ids", frame)
             try:
-                return self._full(self.con.execute("SELECT i.* FROM items i JOIN _ids USING (id) ORDER BY i.ts").df())
+                return self._full(self.fetch("SELECT i.* FROM items i JOIN _ids USING (id) ORDER BY i.ts"))
             finally:
                 self.con.unregister("_ids")
         sql = "SELECT * FROM items ORDER BY ts" + (f" LIMIT {int(limit)}" if limit else "")
-        return self._full(self.con.execute(sql).df())
+        return self._full(self.fetch(sql))
 
     @staticmethod
     def _full(frame: pd.DataFrame) -> pd.DataFrame:
@@ -195,12 +200,12 @@ class FinanceStore:
         frame = pd.DataFrame({"item_id": list(ids)})
         self.con.register("_ids", frame)
         try:
-            return self.con.execute("SELECT m.* FROM mentions m JOIN _ids USING (item_id)").df()
+            return self.fetch("SELECT m.* FROM mentions m JOIN _ids USING (item_id)")
         finally:
             self.con.unregister("_ids")
 
     def runs(self) -> pd.DataFrame:
-        return self.con.execute("SELECT * FROM runs ORDER BY started").df()
+        return self.fetch("SELECT * FROM runs ORDER BY started")
 
     def time_range(self) -> tuple[datetime | None, datetime | None]:
         lo, hi = self.con.execute("SELECT min(ts), max(ts) FROM items").fetchone()

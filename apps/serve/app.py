@@ -84,7 +84,7 @@ class ServerState:
         self.keys = KeyStore.load(settings.api_keys) if settings.api_keys else None
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         self.services: Services | None = None
-        self.loader = loader or (lambda: Services.load(settings.apps))
+        self.loader = loader or (lambda: Services.load(settings.apps, model_variant=settings.model_variant))
         self.load_error = ""
         self.batchers: dict[str, MicroBatcher] = {}
         self.sparql_slots = threading.BoundedSemaphore(settings.sparql_concurrency)

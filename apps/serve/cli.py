@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from kgfusion.apps.common import chosen_variant, model_variant_option
 from kgfusion.apps.serve.settings import APPS, ServeSettings, check_bind
 
 
@@ -39,6 +40,7 @@ def _apps(value: str) -> tuple[str, ...]:
 @click.option("--rate-burst", default=40, show_default=True, type=click.IntRange(1))
 @click.option("--graceful-timeout", "graceful_timeout_s", default=30.0, show_default=True,
               type=click.FloatRange(0), help="Seconds SIGTERM waits for in-flight requests.")
+@model_variant_option
 @click.pass_context
 def group(ctx: click.Context, host: str, port: int, api_keys: str, apps: str, engine: str, replicas: int,
           max_batch_size: int, max_wait_ms: float, max_items: int, max_chars: int, max_body_bytes: int,
@@ -49,7 +51,7 @@ def group(ctx: click.Context, host: str, port: int, api_keys: str, apps: str, en
     settings = ServeSettings(host=host, port=port, api_keys=api_keys, apps=_apps(apps), max_items=max_items,
                              max_chars=max_chars, max_body_bytes=max_body_bytes, max_batch_size=max_batch_size,
                              max_wait_ms=max_wait_ms, rate_limit=rate_limit, rate_burst=rate_burst,
-                             graceful_timeout_s=graceful_timeout_s)
+                             graceful_timeout_s=graceful_timeout_s, model_variant=chosen_variant())
     settings.validate()
     check_bind(host, api_keys)
     if api_keys:

@@ -69,7 +69,8 @@ def build_replica_app(settings_dict: dict[str, Any], loader_path: str | None = N
     from kgfusion.apps.serve.services import Services
 
     settings = ServeSettings.from_dict(settings_dict)
-    services = resolve_loader(loader_path)() if loader_path else Services.load(settings.apps)
+    services = (resolve_loader(loader_path)() if loader_path
+                else Services.load(settings.apps, model_variant=settings.model_variant))
     log.info("replica %s loaded: %s", os.getpid(),
              ", ".join(f"{i.app}={i.name}@{i.version}" for i in services.infos()) or "no services")
     return create_app(settings, services)

@@ -52,12 +52,13 @@ class FinanceService:
         self.info = info
 
     @classmethod
-    def load(cls, bundle: str | Path | None = None, backend: str = "auto") -> FinanceService:
-        from kgfusion.apps.common import promoted_bundle, repo_data_dir
+    def load(cls, bundle: str | Path | None = None, backend: str = "auto", variant: str = "accurate") -> FinanceService:
+        from kgfusion.apps.common import bundle_variant, promoted_bundle, repo_data_dir
         from kgfusion.apps.finance.pipeline import FinanceMonitor
 
         # the registry's promoted version wins: its name@vN and content version are what /info reports
-        resolved = promoted_bundle(Path(bundle) if bundle else repo_data_dir() / "models" / _finance_default())
+        chosen = bundle_variant(Path(bundle) if bundle else repo_data_dir() / "models" / _finance_default(), variant)
+        resolved = promoted_bundle(chosen)
         monitor = FinanceMonitor.from_paths(resolved.path, backend=backend, progress=False)
         return cls(monitor, ModelInfo("finance", resolved.label, bundle_version(resolved.path), monitor.backend))
 
@@ -115,12 +116,13 @@ class MedicalService:
         self.info = info
 
     @classmethod
-    def load(cls) -> MedicalService:
-        from kgfusion.apps.common import promoted_bundle, repo_data_dir
+    def load(cls, variant: str = "accurate") -> MedicalService:
+        from kgfusion.apps.common import bundle_variant, promoted_bundle, repo_data_dir
         from kgfusion.apps.medical.config import MedicalConfig
         from kgfusion.apps.medical.extract import build_extractor, resolve_bundle
 
         config = MedicalConfig()
+        config.bundle = str(bundle_variant(config.bundle, variant))
         resolved = promoted_bundle(resolve_bundle(config.bundle, repo_data_dir()))  # as build_extractor loads
         extractor = build_extractor(config)
         backend = getattr(extractor.predictor, "backend", config.backend)
@@ -257,11 +259,11 @@ class Services:
 
     @classmethod
     def load(cls, apps: Sequence[str], *, finance_bundle: str | Path | None = None, finance_backend: str = "auto",
-             recommend_model: str | Path | None = None) -> Services:
+             recommend_model: str | Path | None = None, model_variant: str = "accurate") -> Services:
         """Load each requested app; one that fails is recorded in ``errors`` (readyz says why)."""
         out = cls()
-        loaders = {"finance": lambda: FinanceService.load(finance_bundle, finance_backend),
-                   "medical": MedicalService.load, "recommend": lambda: RecommendService.load(recommend_model)}
+        loaders = {"finance": lambda: FinanceService.load(finance_bundle, finance_backend, model_variant),
+                   "medical": lambda: MedicalService.load(model_variant), "recommend": lambda: RecommendService.load(recommend_model)}
         for app in apps:
             try:
                 setattr(out, app, loaders[app]())

@@ -40,6 +40,7 @@ class ServeSettings(ConfigBase):
     sparql_max_rows: int = 10_000
     sparql_concurrency: int = 2
     graceful_timeout_s: float = 30.0
+    model_variant: str = "accurate"  # "fast": the finance/medical <name>-fast bundles (apps.common.bundle_variant)
 
     def validate(self) -> None:
         bad = [a for a in self.apps if a not in APPS]
@@ -47,6 +48,8 @@ class ServeSettings(ConfigBase):
             raise ConfigError(f"ServeSettings.apps={list(self.apps)}: unknown {bad}; allowed: {list(APPS)}")
         if len(set(self.apps)) != len(self.apps):
             raise ConfigError(f"ServeSettings.apps={list(self.apps)} names an app twice")
+        if self.model_variant not in ("accurate", "fast"):
+            raise ConfigError(f"ServeSettings.model_variant={self.model_variant!r}; allowed: 'accurate', 'fast'")
         check_range(self, "port", 0, 65535)
         check_range(self, "max_items", 1, 100_000)
         check_range(self, "max_chars", 1, 50_000_000)

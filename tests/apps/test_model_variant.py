@@ -45,3 +45,17 @@ def test_cli_option_reaches_the_bundle_choice(models, tmp_path):
     assert "Traceback" not in res.output
     res = CliRunner().invoke(main, ["finance", "score", "--help"])
     assert "--model-variant [accurate|fast]" in res.output
+
+
+def test_server_loads_the_chosen_variant_or_reports_why_not(models, monkeypatch):
+    from kgfusion.apps.serve import services as svc
+    from kgfusion.apps.serve.settings import ServeSettings
+    from kgfusion.core.errors import ConfigError
+
+    monkeypatch.setattr(svc.GraphService, "load", classmethod(lambda cls, *a, **k: None))
+    out = svc.Services.load(["medical"], model_variant="fast")
+    assert out.medical is None and "no fast variant of medical-ner-bc5cdr" in out.errors["medical"]
+    with pytest.raises(ConfigError, match="model_variant='tiny'"):
+        ServeSettings(model_variant="tiny").validate()
+    res = CliRunner().invoke(__import__("kgfusion.apps.cli", fromlist=["cli"]).cli, ["serve", "--help"])
+    assert "--model-variant [accurate|fast]" in res.output
