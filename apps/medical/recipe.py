@@ -159,7 +159,7 @@ def train_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, recipe_pa
     started = time.perf_counter()
     teachers = []
     if recipe.student:  # a fast variant: the fp32 teacher's soft labels train a fewer-layer copy of it
-        teachers.append(_student_teacher(recipe, work))
+        teachers.append(_student_teacher(recipe))
         overrides["base"] = str(_student_base(teachers[0], int(recipe.student.get("layers", 3)), work))
         seeds = []
     for seed in seeds:
@@ -201,7 +201,7 @@ def train_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, recipe_pa
                          ship=ship if ship is not None else bool(recipe.data.get("ship", True)))
 
 
-def _student_teacher(recipe: Recipe, work: Path) -> Path:
+def _student_teacher(recipe: Recipe) -> Path:
     teacher = Path(recipe.student.get("teacher", ""))
     if not (teacher / "bundle.json").is_file() or not (teacher / "model.safetensors").is_file():
         raise DataError(f"recipe {recipe.name}: fp32 teacher {teacher} not found; build it with: kgfusion model train "
