@@ -284,24 +284,10 @@ def _write_fhir(store: be.ShardStore, n: int, path: str | Path) -> dict[str, int
     """The FHIR Bundle of every note (export.to_fhir from the shards' per-note resources).
 
     A Bundle is one JSON document, so its entries are held in memory (only with --fhir)."""
-    from datetime import datetime, timezone
+    from kgfusion.apps.medical.export import fhir_bundle
 
-    from kgfusion.apps.medical.export import _uuid
-
-    entries: list[dict[str, Any]] = []
-    summary: dict[str, int] = {}
-    for frame in store.frames(n):
-        for text in frame.loc[frame["kind"] == "note", "fhir"]:
-            resources, skipped = json.loads(text)
-            entries += resources
-            for e in resources:
-                t = e["resource"]["resourceType"]
-                summary[t] = summary.get(t, 0) + 1
-            for k, v in skipped.items():
-                summary[f"skipped_{k}"] = summary.get(f"skipped_{k}", 0) + v
-    bundle = {"resourceType": "Bundle", "id": _uuid("bundle", *(e["fullUrl"] for e in entries[:1])),
-              "type": "collection", "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-              "entry": entries}
+    bundle, summary = fhir_bundle(json.loads(text) for frame in store.frames(n)
+                                  for text in frame.loc[frame["kind"] == "note", "fhir"])
     atomic_write_text(path, json.dumps(bundle, indent=2, ensure_ascii=False) + "\n")
     return summary
 

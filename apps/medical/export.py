@@ -233,10 +233,14 @@ def note_resources(result: NoteResult) -> tuple[list[dict[str, Any]], dict[str, 
 
 def to_fhir(results: Iterable[NoteResult]) -> tuple[dict[str, Any], dict[str, int]]:
     """A FHIR R4 Bundle (type collection) for all notes, and counts per resource type and skip reason."""
+    return fhir_bundle(note_resources(r) for r in results)
+
+
+def fhir_bundle(per_note: Iterable[tuple[list[dict[str, Any]], dict[str, int]]]) -> tuple[dict[str, Any], dict[str, int]]:
+    """The Bundle and its summary from each note's ``note_resources`` (resources, skip counts)."""
     entries: list[dict[str, Any]] = []
     summary: dict[str, int] = {}
-    for r in results:
-        resources, skipped = note_resources(r)
+    for resources, skipped in per_note:
         entries += resources
         for e in resources:
             t = e["resource"]["resourceType"]
