@@ -25,12 +25,7 @@ Run: python benchmarks/entity_linking.py   (about 2-4 minutes on 2 CPU cores)
 from __future__ import annotations
 
 import argparse
-import fcntl
-import hashlib
-import json
-import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -136,27 +131,19 @@ def train_aliases(train: list[Mention], uris_of_xref: dict[str, set[str]]) -> di
 
 def merge_json(path: Path, updates: dict[str, float], drop_other: bool = False,
                keep_prefix: tuple[str, ...] = ()) -> None:
-    """Read ``path`` (if any), update only ``updates``' keys, write atomically; a lock file serialises
-    writers that use this helper. ``drop_other``: keep only old keys starting with one of ``keep_prefix``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The lock lives in the temp dir so results/ holds only results.
-    lock_path = Path(tempfile.gettempdir()) / f"kgfusion-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        current: dict = {}
-        if path.is_file():
-            try:
-                current = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError as exc:
-                raise SystemExit(f"{path} is not valid JSON ({exc}); fix or delete it, then re-run.") from exc
+    """Read ``path`` (if any), update only ``updates``' keys, write atomically (core.fileio.update_json locks
+    it against other writers). ``drop_other``: keep only old keys starting with one of ``keep_prefix``."""
+    from kgfusion.core.fileio import update_json
+
+    def change(current: dict) -> dict:
         if drop_other:
             current = {k: v for k, v in current.items() if keep_prefix and k.startswith(keep_prefix)}
-        current.update({k: round(float(v), 6) for k, v in updates.items()})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dict(sorted(current.items())), fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
+        return current | {k: round(float(v), 6) for k, v in updates.items()}
+
+    try:
+        update_json(path, change)
+    except ValueError as exc:
+        raise SystemExit(f"{path} is not valid JSON ({exc}); fix or delete it, then re-run.") from exc
 
 
 def int8_encoder(encoder, backend: str, onnx_cache: Path | None, threads: int | None):

@@ -38,13 +38,10 @@ MED = "medical-ner-bc5cdr"
 
 
 def merge_results(path: Path, values: dict) -> dict:
-    """Update only our keys of a results file other scripts also write."""
-    from kgfusion.core.fileio import atomic_write_json
+    """Update only our keys of a results file other scripts also write (core.fileio.update_json locks it)."""
+    from kgfusion.core.fileio import update_json
 
-    current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    current.update(values)
-    atomic_write_json(path, current)
-    return current
+    return update_json(path, lambda current: current | values)
 
 
 def bundle_mb(bundle: Path) -> float:
@@ -74,6 +71,19 @@ def feed_texts(limit: int) -> list[str]:
     return texts
 
 
+def task_variants(bundle: str, teacher_recipe: str) -> dict[str, tuple[Path, str]]:
+    """variant -> (bundle dir, backend) for fp32 teacher / accurate / fast; exits naming the recipe of a missing one."""
+    variants = {"fp32": (ROOT / "runs" / "recipes" / bundle / "seed-13", "fp32"),
+                "accurate": (ROOT / "data" / "models" / bundle, "onnx-int8"),
+                "fast": (ROOT / "data" / "models" / f"{bundle}-fast", "onnx-int8")}
+    for name, (path, _) in variants.items():
+        if not (path / "bundle.json").is_file():
+            recipe = f"{bundle}-fast" if name == "fast" else teacher_recipe
+            sys.exit(f"{path}: the {name} variant is missing; build it with kgfusion model train --recipe "
+                     f"data/recipes/{recipe}.json")
+    return variants
+
+
 def sentiment(args) -> dict:
     from kgfusion.apps.finance.pipeline import FinanceMonitor
     from kgfusion.apps.finance.topics import TOPIC_HEAD
@@ -86,13 +96,7 @@ def sentiment(args) -> dict:
     from kgfusion.core.jobs import evaluate_predictor
     from kgfusion.core.predict import Predictor
 
-    variants = {"fp32": (ROOT / "runs" / "recipes" / FIN / "seed-13", "fp32"),
-                "accurate": (ROOT / "data" / "models" / FIN, "onnx-int8"),
-                "fast": (ROOT / "data" / "models" / f"{FIN}-fast", "onnx-int8")}
-    for name, (path, _) in variants.items():
-        if not (path / "bundle.json").is_file():
-            sys.exit(f"{path}: the {name} variant is missing; build it with kgfusion model train --recipe "
-                     f"data/recipes/{'finance-multitask' if name != 'fast' else FIN + '-fast'}.json")
+    variants = task_variants(FIN, "finance-multitask")
     fdata = FinanceData.default(ROOT / "data")
     splits = load_finance_splits(fdata)
     topics = load_topic_splits(fdata, splits)
@@ -150,13 +154,7 @@ def medical(args) -> dict:
     from kgfusion.apps.medical.train import MedicalData, evaluate_devel, load_medical_splits
     from kgfusion.core.predict import Predictor
 
-    variants = {"fp32": (ROOT / "runs" / "recipes" / MED / "seed-13", "fp32"),
-                "accurate": (ROOT / "data" / "models" / MED, "onnx-int8"),
-                "fast": (ROOT / "data" / "models" / f"{MED}-fast", "onnx-int8")}
-    for name, (path, _) in variants.items():
-        if not (path / "bundle.json").is_file():
-            sys.exit(f"{path}: the {name} variant is missing; build it with kgfusion model train --recipe "
-                     f"data/recipes/{MED + ('-fast' if name == 'fast' else '')}.json")
+    variants = task_variants(MED, MED)
     _, _, devel, _ = load_medical_splits(MedicalData.default("bc5cdr", ROOT / "data"))
     notes = medical_notes(devel)
     out: dict = {"medical_speed_notes": len(notes), "medical_speed_chars": sum(len(n.text) for n in notes)}

@@ -23,7 +23,6 @@ medical_notes_per_s_50k_vs_1k_ratio (size labels: 10k, 100k, 1m, 1k, 50k, or the
 from __future__ import annotations
 
 import argparse
-import fcntl
 import gzip
 import json
 import os
@@ -153,18 +152,10 @@ def ratios(values: dict[str, float]) -> dict[str, float]:
 
 
 def merge_json(path: Path, updates: dict[str, float]) -> dict:
-    """Update only ``updates``' keys of ``path`` (atomic write; the .lock file serialises the writers)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        current.update({k: round(float(v), 6) for k, v in updates.items()})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dict(sorted(current.items())), fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    return current
+    """Update only ``updates``' keys of ``path`` (core.fileio.update_json: atomic, locked against other writers)."""
+    from kgfusion.core.fileio import update_json
+
+    return update_json(path, lambda current: current | {k: round(float(v), 6) for k, v in updates.items()})
 
 
 def _sizes(text: str) -> list[int]:

@@ -47,6 +47,25 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+def update_json(path: str | Path, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """Read the JSON object at ``path`` ({} if absent), write ``change(current)`` atomically, return it.
+
+    An exclusive lock (a file in the temp dir, so results folders hold only results) serialises every
+    writer that goes through here, e.g. benchmarks each owning some keys of one results file. Invalid JSON
+    raises ValueError for the caller to word."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"kgfusion-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        updated = change(current)
+        atomic_write_json(path, updated)
+    return updated
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return atomic_write(path, lambda p: p.write_bytes(data))
 
