@@ -18,7 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from kgfusion.core.errors import DataError, KgfusionError
+from kgfusion.core.duckdb_files import connect, duckdb_module
+from kgfusion.core.errors import DataError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -47,28 +48,19 @@ MENTION_COLUMNS = ["item_id", "entity", "ticker", "company", "industry_uri", "in
                    "match", "surface", "start_char", "end_char", "score", "detail"]
 
 
-def _duckdb():
-    try:
-        import duckdb
-    except ImportError as exc:  # pragma: no cover - a hard dependency
-        raise KgfusionError("duckdb is not installed: pip install duckdb") from exc
-    return duckdb
 
 
 class FinanceStore:
     """A DuckDB file (or ":memory:"); use as a context manager or call close()."""
 
     def __init__(self, path: str | Path, read_only: bool = False) -> None:
-        duckdb = _duckdb()
+        duckdb = duckdb_module()
         self.path = str(path)
         if read_only and self.path != ":memory:" and not Path(self.path).is_file():
             raise DataError(f"{self.path}: database not found; create it with `kgfusion finance monitor FILE --db {path}`")
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.Error as exc:
-            raise DataError(f"{self.path}: cannot open the DuckDB file ({exc}); is another process writing it?") from exc
+        self.con = connect(self.path, read_only=read_only)
         try:
             if not read_only:
                 self.con.execute(SCHEMA)

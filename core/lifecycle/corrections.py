@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from kgfusion.core.data import Reject, write_rejects
+from kgfusion.core.duckdb_files import connect, duckdb_module
 from kgfusion.core.errors import DataError, KgfusionError
 from kgfusion.core.textfile import brief, check_text, decoding_name, show_names
 
@@ -175,14 +176,6 @@ def _check_mention(value: str | None, span: str) -> None:
         raise CorrectionError(f"missed mention {span}: its JSON says {obj.get('start')}:{obj.get('end')}")
 
 
-def _duckdb():
-    try:
-        import duckdb
-    except ImportError as exc:  # pragma: no cover - a hard dependency
-        raise KgfusionError("duckdb is not installed: pip install duckdb") from exc
-    return duckdb
-
-
 class CorrectionStore:
     """The corrections tables in a DuckDB file (or an open connection, e.g. the finance store's).
 
@@ -191,7 +184,7 @@ class CorrectionStore:
     """
 
     def __init__(self, path: str | Path | None = None, *, con: Any = None, read_only: bool = False) -> None:
-        duckdb = _duckdb()
+        duckdb = duckdb_module()
         self.path = str(path) if path is not None else "(connection)"
         self._own = con is None
         if con is None:
@@ -202,11 +195,7 @@ class CorrectionStore:
                                 "(`kgfusion finance correct` / `kgfusion medical correct`)")
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                con = duckdb.connect(self.path, read_only=read_only)
-            except duckdb.Error as exc:
-                raise DataError(f"{self.path}: cannot open the DuckDB file ({exc}); is another process "
-                                "writing it?") from exc
+            con = connect(self.path, read_only=read_only, what="corrections database")
         self.con = con
         self.read_only = read_only
         try:

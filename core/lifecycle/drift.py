@@ -436,10 +436,11 @@ def compare(reference: DriftReference, labels: Sequence[str] | None = None,
 def read_drift_table(db: str | Path, columns: Sequence[str] | None = None) -> Any:
     """The per-day figures of ``db``'s ``drift`` table, oldest day first, read-only (no rows without one);
     ``drifted`` as Python True / False / None (no verdict)."""
-    import duckdb
     import pandas as pd
 
-    con = duckdb.connect(str(db), read_only=True)
+    from kgfusion.core.duckdb_files import connect
+
+    con = connect(db, read_only=True)
     try:
         names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "drift" not in names:
