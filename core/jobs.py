@@ -146,18 +146,24 @@ def evaluate_predictor(predictor, examples: Sequence[TextExample] | Sequence[Tok
         if unknown:
             raise DataError(f"gold labels {unknown} are not among the model's labels {labels}")
         return classification_metrics([e.label for e in examples], preds, labels)
+    pred_tags = predict_word_tags(predictor, [list(e.tokens) for e in examples])
+    return entity_metrics([list(e.tags) for e in examples], pred_tags)
+
+
+def predict_word_tags(predictor, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
+    """IOB2 tags per word of pre-tokenised texts (words joined by spaces, as in evaluation), decoded the way
+    the predictor decodes (its CRF/Viterbi); a teacher labels unlabelled text with this."""
     texts, word_spans = [], []
-    for e in examples:
+    for tokens in token_lists:
         text, spans, pos = "", [], 0
-        for tok in e.tokens:
+        for tok in tokens:
             spans.append((pos, pos + len(tok)))
             text += tok + " "
             pos += len(tok) + 1
         texts.append(text.rstrip())
         word_spans.append(spans)
     pred_spans = predictor.predict_spans(texts)
-    pred_tags = [_spans_to_tags(ws, ps) for ws, ps in zip(word_spans, pred_spans)]
-    return entity_metrics([list(e.tags) for e in examples], pred_tags)
+    return [_spans_to_tags(ws, ps) for ws, ps in zip(word_spans, pred_spans)]
 
 
 def _spans_to_tags(word_spans: list[tuple[int, int]], spans) -> list[str]:

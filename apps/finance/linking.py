@@ -12,6 +12,7 @@ says how it matched.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from kgfusion.apps.finance.rule_kinds import AmbiguousTicker, ambiguous_tickers
 from kgfusion.knowledge.graph import KnowledgeGraph
 from kgfusion.knowledge.rules import RuleBase
 
+FUZZY_CACHE_SIZE = 20_000  # linked capitalised spans kept per process (the Linker has its own LRU too)
 MATCH_PRIORITY = {"cashtag": 0, "name": 1, "ticker": 2, "fuzzy": 3, "feed_hint": 4}
 _CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:[.\-][A-Za-z]{1,2})?)(?![\w])")
 _BARE = re.compile(r"(?<![\w$@/.\-&])#?([A-Z]{1,5}(?:[.\-][A-Z])?)(?![\w&/]|[.\-][A-Za-z0-9])")
@@ -129,7 +131,9 @@ class CompanyLinker:
         self.weak = set(self.config.weak_names)
         alternation = "|".join(re.escape(n) for n in sorted(catalog.names, key=len, reverse=True))
         self._names = re.compile(rf"(?<![\w&])(?:{alternation})(?![\w&])") if alternation else None
-        self._fuzzy_cache: dict[str, Any] = {}
+        # span -> (uri, match, score), least recently used first; bounded so a feed with ever new names
+        # (millions of posts) does not grow the process
+        self._fuzzy_cache: OrderedDict[str, tuple[str | None, str, float]] = OrderedDict()
 
     def link(self, text: str, hint: str | None = None) -> list[Mention]:
         """Mentions in ``text`` (one per company, best evidence kept), sorted by position."""
@@ -197,15 +201,25 @@ class CompanyLinker:
             span = m.group().rstrip(".'")
             if len(span) < 4 or span in self.weak or any(s < m.end() and m.start() < e for s, e in taken):
                 continue
-            if span not in self._fuzzy_cache:
-                self._fuzzy_cache[span] = self.linker.link(span, types=["https://schema.org/Corporation"])
-            res = self._fuzzy_cache[span]
-            c = self.catalog.companies.get(res.uri) if res.uri else None
-            if c is None or (res.match not in ("exact", "normalized") and res.score < self.config.fuzzy_threshold):
+            uri, match, score = self._fuzzy_link(span)
+            c = self.catalog.companies.get(uri) if uri else None
+            if c is None or (match not in ("exact", "normalized") and score < self.config.fuzzy_threshold):
                 continue
-            out.append(Mention(c, "fuzzy", span, m.start(), m.start() + len(span), float(res.score),
-                               f"linker {res.match} '{span}' -> {c.label} ({res.score:.2f})"))
+            out.append(Mention(c, "fuzzy", span, m.start(), m.start() + len(span), score,
+                               f"linker {match} '{span}' -> {c.label} ({score:.2f})"))
         return out
+
+    def _fuzzy_link(self, span: str) -> tuple[str | None, str, float]:
+        cache = self._fuzzy_cache
+        hit = cache.get(span)
+        if hit is not None:
+            cache.move_to_end(span)
+            return hit
+        res = self.linker.link(span, types=["https://schema.org/Corporation"])
+        hit = cache[span] = (res.uri, res.match, float(res.score))
+        if len(cache) > FUZZY_CACHE_SIZE:
+            cache.popitem(last=False)
+        return hit
 
     @staticmethod
     def _best_per_company(mentions: list[Mention]) -> list[Mention]:

@@ -174,6 +174,13 @@ def train_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, recipe_pa
                                recipe=recipe, command=_command(recipe_path))
         teachers.append(out)
     report: dict[str, Any] = {"teachers": {}}
+    if recipe.student.get("transfer"):  # more text for the student to learn the teacher from
+        transfer = transfer_rows(recipe, data, teachers[0])
+        report["transfer_rows"] = len(transfer)
+        train_rows = train_rows + transfer
+        if train_word_features is not None and gazetteer is not None:
+            # these texts are not training text: their features come from the full gazetteer, as at run time
+            train_word_features = train_word_features + [gazetteer.word_features(list(e.tokens)) for e in transfer]
     final = teachers[0]
     if len(teachers) > 1 or recipe.ensemble.get("distill"):
         from kgfusion.core.ensemble import EnsemblePredictor, soft_targets
@@ -199,6 +206,26 @@ def train_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, recipe_pa
     target = Path(out_dir) if out_dir else data / "models" / recipe.name
     return finish_bundle(final, target, recipe, devel_set, report, seconds, onnx=onnx,
                          ship=ship if ship is not None else bool(recipe.data.get("ship", True)))
+
+
+def transfer_rows(recipe: Recipe, data_dir: Path, teacher: Path) -> list[TokenExample]:
+    """The training texts of ``recipe.student["transfer"]``'s corpora (train.tsv only: never a devel or
+    test text), tagged by the teacher's own decoding. The student then learns the teacher on more text
+    than the labelled set; the soft targets come from the teacher too, the gold tags stay gold."""
+    from kgfusion.apps.medical.train import DATASETS
+    from kgfusion.core.jobs import predict_word_tags
+    from kgfusion.core.predict import Predictor
+
+    names = list(recipe.student.get("transfer") or [])
+    unknown = sorted(set(names) - set(DATASETS))
+    if unknown:
+        raise ConfigError(f"recipe {recipe.name}: student.transfer datasets {unknown}; allowed: {sorted(DATASETS)}")
+    token_lists: list[list[str]] = []
+    for name in names:
+        token_lists += [list(e.tokens) for e in read_conll(data_dir / "datasets" / DATASETS[name] / "train.tsv").examples]
+    predictor = Predictor.from_bundle(teacher)
+    tags = predict_word_tags(predictor, token_lists)
+    return [TokenExample(tuple(toks), tuple(t), 20_000_000 + i) for i, (toks, t) in enumerate(zip(token_lists, tags))]
 
 
 def _student_teacher(recipe: Recipe) -> Path:

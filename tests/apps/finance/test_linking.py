@@ -88,6 +88,31 @@ def test_fuzzy_names_through_a_linker(finance_graph, finance_rules):
     assert links(lk, "Shares of Exxon Mobil slipped") == [("XOM", "fuzzy")]
 
 
+def test_fuzzy_span_cache_is_bounded_and_keeps_answers(finance_graph, finance_rules, monkeypatch):
+    from types import SimpleNamespace
+
+    import kgfusion.apps.finance.linking as linking
+
+    calls: list[str] = []
+
+    class CountingLinker:
+        def link(self, mention, types=None):
+            calls.append(mention)
+            hit = mention == "Exxon Mobil"
+            return SimpleNamespace(uri="https://kgfusion.dev/id/company/XOM" if hit else None,
+                                   match="ngram" if hit else "none", score=0.91 if hit else 0.2)
+
+    monkeypatch.setattr(linking, "FUZZY_CACHE_SIZE", 2)
+    cfg = FinanceConfig(fuzzy_names=True, extra_names={})
+    lk = CompanyLinker(CompanyCatalog.from_graph(finance_graph, cfg), finance_rules, cfg, CountingLinker())
+    assert links(lk, "Exxon Mobil rallies") == [("XOM", "fuzzy")]
+    assert links(lk, "Exxon Mobil rallies") == [("XOM", "fuzzy")] and calls.count("Exxon Mobil") == 1  # cached
+    for name in ("Northwind Traders", "Contoso Holdings", "Fabrikam Group"):
+        links(lk, f"{name} reports")
+    assert len(lk._fuzzy_cache) <= 2  # the oldest spans were dropped
+    assert links(lk, "Exxon Mobil rallies") == [("XOM", "fuzzy")] and calls.count("Exxon Mobil") == 2  # linked again
+
+
 def test_neighbourhood_lists_sector_and_industry(finance_graph):
     rows = neighbourhood(finance_graph, "https://kgfusion.dev/id/company/AAPL")
     preds = {r["predicate"]: r["neighbour"] for r in rows}

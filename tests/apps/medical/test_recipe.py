@@ -156,14 +156,31 @@ def test_student_recipe_distils_a_fewer_layer_copy_of_the_fp32_teacher(recipe_en
     assert (teacher / "model.safetensors").is_file()  # the fp32 teacher stays in the work dir
 
     student_recipe = dict(teacher_recipe, name="medical-ner-tiny-fast",
-                          student={"teacher": str(teacher), "layers": 1}, ensemble={"distill": True})
+                          student={"teacher": str(teacher), "layers": 1, "transfer": ["ncbi"]},
+                          ensemble={"distill": True})
     spath = tmp / "student.json"
     spath.write_text(json.dumps(student_recipe), encoding="utf-8")
     res = run_recipe(spath, tmp / "fast", data_dir=data, work_dir=tmp / "fast-work", progress=False)
     assert json.loads((tmp / "fast-work" / "base-1L" / "config.json").read_text())["num_hidden_layers"] == 1
     details = json.loads((tmp / "fast" / "metrics.json").read_text())["details"]
     assert "seed-13" in details["ensemble"]["teachers"]  # scored the teacher it learnt from
+    assert details["ensemble"]["transfer_rows"] == 80  # the transfer corpus' train.tsv sentences, teacher-tagged
     assert "model.int8.onnx" in read_manifest(tmp / "fast").files and res["metrics"]["devel_onnx_int8_f1"] >= 0
+
+    from kgfusion.apps.medical.recipe import transfer_rows
+    from kgfusion.core.data import read_conll
+    from kgfusion.core.jobs import predict_word_tags
+    from kgfusion.core.predict import Predictor
+    from kgfusion.core.recipe import Recipe
+
+    rows = transfer_rows(Recipe.from_dict(student_recipe), data, teacher)
+    gold = read_conll(data / "datasets" / "ncbi_disease" / "train.tsv").examples
+    assert [r.tokens for r in rows] == [g.tokens for g in gold]  # the texts, never devel.tsv's
+    assert [list(r.tags) for r in rows] == predict_word_tags(Predictor.from_bundle(teacher), [g.tokens for g in gold])
+    from kgfusion.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"student.transfer datasets \['pubmed'\]"):
+        transfer_rows(Recipe.from_dict(dict(student_recipe, student={"transfer": ["pubmed"]})), data, teacher)
 
     missing = dict(student_recipe, student={"teacher": str(tmp / "nowhere")})
     spath.write_text(json.dumps(missing), encoding="utf-8")
