@@ -33,16 +33,19 @@ import pandas as pd
 
 from kgfusion.apps.finance.store import FinanceStore
 from kgfusion.core.errors import ConfigError, DataError
-from kgfusion.core.lifecycle.drift import (  # noqa: F401 - drift_alerts and verdict are part of this API
+from kgfusion.core.lifecycle.drift import (  # noqa: F401 - drift_alerts, verdict, ... are part of this API
+    REFERENCE_SUFFIX,
     DriftFigures,
     DriftReference,
     DriftThresholds,
+    bundle_hash,
+    cached_reference_path,
     compare,
     drift_alerts,
+    load_or_build_cached,
     verdict,
 )
 
-REFERENCE_SUFFIX = ".drift-reference.json"
 REFERENCE_ITEMS = 2000  # texts scored and embedded for a reference (a minute of CPU, once)
 EMBED_SAMPLE = 256  # texts embedded per day
 HASHING = "hashing"  # encoder choice: the model-free character 3-gram hashing encoder
@@ -82,19 +85,6 @@ def reference_encoder(reference: DriftReference):
 
 
 # ----------------------------------------------------------------------------------------- reference
-def cached_reference_path(bundle: str | Path) -> Path:
-    """Where a bundle's reference is cached: beside it (the bundle folder itself stays as shipped)."""
-    bundle = Path(bundle)
-    return bundle.parent / f"{bundle.name}{REFERENCE_SUFFIX}"
-
-
-def bundle_hash(bundle: str | Path) -> str:
-    from kgfusion.core.fileio import sha256_file
-
-    manifest = Path(bundle) / "bundle.json"
-    return sha256_file(manifest) if manifest.is_file() else ""
-
-
 def build_reference(scorer, texts: Sequence[str], *, encoder=None, meta: dict[str, Any] | None = None,
                     max_items: int = REFERENCE_ITEMS, seed: int = 13) -> DriftReference:
     """Score (and embed, with an ``encoder``) a seeded sample of at most ``max_items`` distinct texts."""
@@ -160,22 +150,8 @@ def load_or_build_reference(bundle: str | Path | None, reference: str | Path | N
                             **build_kwargs: Any) -> tuple[DriftReference, str]:
     """(reference, where it came from): ``reference`` if given (it must exist), else the cache beside
     ``bundle`` when it matches the bundle, else built from the bundle and cached."""
-    if reference:
-        path = Path(reference)
-        if not path.is_file():
-            raise DataError(f"{path}: drift reference not found; build it with `kgfusion finance drift-reference "
-                            f"--bundle BUNDLE --out {path}` or leave out --reference to use the bundle's")
-        return DriftReference.load(path), str(path)
-    if bundle is None:
-        raise DataError("no drift reference: pass --reference FILE or --bundle DIR")
-    cache = cached_reference_path(bundle)
-    if cache.is_file():
-        ref = DriftReference.load(cache)
-        if ref.meta.get("bundle_sha256") == bundle_hash(bundle):
-            return ref, str(cache)
-    ref = build_bundle_reference(bundle, **build_kwargs)
-    ref.save(cache)
-    return ref, f"{cache} (built now)"
+    return load_or_build_cached(bundle, reference, lambda: build_bundle_reference(bundle, **build_kwargs),
+                                "kgfusion finance drift-reference")
 
 
 # ------------------------------------------------------------------------------------------ the table

@@ -157,8 +157,11 @@ def _delimiter(path: Path) -> str:
     return "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
 def _has_surrogates(s: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in s)
+    return _SURROGATE.search(s) is not None
 
 
 def _peek_columns(path: Path, fmt: str, encoding: str = "utf-8") -> tuple[list[str], bool]:

@@ -26,6 +26,8 @@ FUZZY_CACHE_SIZE = 20_000  # linked capitalised spans kept per process (the Link
 MATCH_PRIORITY = {"cashtag": 0, "name": 1, "ticker": 2, "fuzzy": 3, "feed_hint": 4}
 _CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:[.\-][A-Za-z]{1,2})?)(?![\w])")
 _BARE = re.compile(r"(?<![\w$@/.\-&])#?([A-Z]{1,5}(?:[.\-][A-Z])?)(?![\w&/]|[.\-][A-Za-z0-9])")
+_UPPER = re.compile(r"[A-Z]")
+_LOWER = re.compile(r"[a-z]")
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _CAPS_SPAN = re.compile(r"\b[A-Z][\w&'.\-]*(?:\s+(?:&\s+)?[A-Z][\w&'.\-]*){0,3}")
 
@@ -232,10 +234,13 @@ class CompanyLinker:
 
 
 def _mostly_upper(text: str) -> bool:
-    letters = [ch for ch in text if ch.isalpha()]
-    if len(letters) < 12:
-        return False
-    return sum(ch.isupper() for ch in letters) / len(letters) > 0.6
+    if text.isascii():  # most feeds: count letters with two C-level scans, not per character in Python
+        n_upper = len(_UPPER.findall(text))
+        n_letters = n_upper + len(_LOWER.findall(text))
+    else:
+        letters = [ch for ch in text if ch.isalpha()]
+        n_upper, n_letters = sum(ch.isupper() for ch in letters), len(letters)
+    return n_letters >= 12 and n_upper / n_letters > 0.6
 
 
 def mention_dict(m: Mention) -> dict[str, Any]:

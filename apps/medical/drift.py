@@ -29,11 +29,20 @@ import numpy as np
 from kgfusion.apps.medical.config import MedicalConfig
 from kgfusion.apps.medical.readers import NoteInput
 from kgfusion.core.errors import DataError
-from kgfusion.core.lifecycle.drift import CONFIDENCE, DriftFigures, DriftReference, DriftThresholds, compare
+from kgfusion.core.lifecycle.drift import (  # noqa: F401 - bundle_hash, cached_reference_path: this module's API
+    CONFIDENCE,
+    REFERENCE_SUFFIX,
+    DriftFigures,
+    DriftReference,
+    DriftThresholds,
+    bundle_hash,
+    cached_reference_path,
+    compare,
+    load_or_build_cached,
+)
 
 RATE = "entity_rate"
 REFERENCE_NOTES = 500
-REFERENCE_SUFFIX = ".drift-reference.json"
 MEDICAL_THRESHOLDS = DriftThresholds(min_items=20)
 DEV_PUBTATOR = {"bc5cdr": ("bc5cdr", "CDR_DevelopmentSet.PubTator.txt"),
                 "ncbi": ("ncbi_disease", "NCBIdevelopset_corpus.txt")}
@@ -105,39 +114,17 @@ def build_reference(extractor, notes: Sequence[NoteInput], meta: dict[str, Any] 
     return DriftReference.build(v["labels"], v["confidences"], values={RATE: v["rates"]}, meta=info)
 
 
-def bundle_hash(bundle: str | Path) -> str:
-    from kgfusion.core.fileio import sha256_file
-
-    manifest = Path(bundle) / "bundle.json"
-    return sha256_file(manifest) if manifest.is_file() else ""
-
-
-def cached_reference_path(bundle: str | Path) -> Path:
-    bundle = Path(bundle)
-    return bundle.parent / f"{bundle.name}{REFERENCE_SUFFIX}"
-
-
 def load_or_build_reference(bundle: Path, reference: str | Path | None, extractor, data_dir: str | Path, *,
                             max_notes: int = REFERENCE_NOTES) -> tuple[DriftReference, str]:
     """(reference, where from): ``reference`` (it must exist), else the cache beside ``bundle`` if it
     matches bundle.json, else built from the development notes and cached."""
-    if reference:
-        path = Path(reference)
-        if not path.is_file():
-            raise DataError(f"{path}: drift reference not found; build it with `kgfusion medical drift-reference "
-                            f"--bundle BUNDLE --out {path}` or leave out --reference to use the bundle's")
-        return DriftReference.load(path), str(path)
-    cache = cached_reference_path(bundle)
-    if cache.is_file():
-        ref = DriftReference.load(cache)
-        if ref.meta.get("bundle_sha256") == bundle_hash(bundle):
-            return ref, str(cache)
-    dataset = bundle_dataset(bundle)
-    notes = reference_notes(dataset, data_dir, max_notes)
-    ref = build_reference(extractor, notes, {"bundle": bundle.name, "bundle_sha256": bundle_hash(bundle),
-                                             "dataset": dataset, "split": f"{dataset} development"})
-    ref.save(cache)
-    return ref, f"{cache} (built now)"
+    def build() -> DriftReference:
+        dataset = bundle_dataset(bundle)
+        notes = reference_notes(dataset, data_dir, max_notes)
+        return build_reference(extractor, notes, {"bundle": bundle.name, "bundle_sha256": bundle_hash(bundle),
+                                                  "dataset": dataset, "split": f"{dataset} development"})
+
+    return load_or_build_cached(bundle, reference, build, "kgfusion medical drift-reference")
 
 
 def check(reference: DriftReference, values: dict[str, Any],

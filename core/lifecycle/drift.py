@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -465,3 +465,43 @@ def drift_alerts(table: Any) -> Any:
 
 def verdict(v: bool | None) -> str:
     return "too few items" if v is None else "DRIFT" if v else "ok"
+
+
+# -- where a bundle's reference lives (both apps: a JSON file beside the bundle, keyed by its manifest) -----
+REFERENCE_SUFFIX = ".drift-reference.json"
+
+
+def bundle_hash(bundle: str | Path) -> str:
+    """The sha256 of ``bundle``'s bundle.json ("" without one): a cached reference is valid while it matches."""
+    from kgfusion.core.fileio import sha256_file
+
+    manifest = Path(bundle) / "bundle.json"
+    return sha256_file(manifest) if manifest.is_file() else ""
+
+
+def cached_reference_path(bundle: str | Path) -> Path:
+    bundle = Path(bundle)
+    return bundle.parent / f"{bundle.name}{REFERENCE_SUFFIX}"
+
+
+def load_or_build_cached(bundle: str | Path | None, reference: str | Path | None,
+                         build: Callable[[], DriftReference], command: str) -> tuple[DriftReference, str]:
+    """(reference, where it came from): ``reference`` if given (it must exist), else the cache beside
+    ``bundle`` when it matches the bundle's manifest, else ``build()`` saved as that cache. ``command``
+    names the CLI that writes a reference (for the error message)."""
+    if reference:
+        path = Path(reference)
+        if not path.is_file():
+            raise DataError(f"{path}: drift reference not found; build it with `{command} --bundle BUNDLE --out "
+                            f"{path}` or leave out --reference to use the bundle's")
+        return DriftReference.load(path), str(path)
+    if bundle is None:
+        raise DataError("no drift reference: pass --reference FILE or --bundle DIR")
+    cache = cached_reference_path(bundle)
+    if cache.is_file():
+        ref = DriftReference.load(cache)
+        if ref.meta.get("bundle_sha256") == bundle_hash(bundle):
+            return ref, str(cache)
+    ref = build()
+    ref.save(cache)
+    return ref, f"{cache} (built now)"
