@@ -37,13 +37,15 @@ class ModelSource:
     config: dict[str, Any] = field(default_factory=dict)
     kg_path: str | None = None
     rule_paths: tuple[str, ...] = ()
+    kg_store: str | None = None  # memory | oxigraph:DIR, as the driver read it (a worker has no --kg-store)
 
     def load(self):
         from kgfusion.apps.finance.config import FinanceConfig
         from kgfusion.apps.finance.pipeline import FinanceMonitor
 
         return FinanceMonitor.from_paths(self.bundle, backend=self.backend, config=FinanceConfig.from_dict(self.config),
-                                         kg_path=self.kg_path, rule_paths=list(self.rule_paths), progress=False)
+                                         kg_path=self.kg_path, rule_paths=list(self.rule_paths), progress=False,
+                                         kg_store=self.kg_store)
 
     def to_kwargs(self) -> dict[str, Any]:
         return asdict(self)

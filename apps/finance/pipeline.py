@@ -118,7 +118,7 @@ class FinanceMonitor:
                    kg_store: KgStore | str | None = None) -> FinanceMonitor:
         """Load the bundle (its promoted registry version when there is one), the finance KG and rule base
         (packaged defaults + ``rule_paths``). ``kg_store``: memory | oxigraph:DIR (None: the command's --kg-store)."""
-        from kgfusion.apps.common import load_kg, promoted_bundle, repo_data_dir
+        from kgfusion.apps.common import chosen_kg_store, load_kg, promoted_bundle, repo_data_dir
         from kgfusion.core.predict import Predictor
         from kgfusion.knowledge.rules import load_domain_rules
 
@@ -138,9 +138,11 @@ class FinanceMonitor:
         mon = cls(config, predictor, graph, rules, linker, model_name=resolved.label, backend=backend,
                   progress=progress)
         from kgfusion.apps.finance.batch import ModelSource
+        from kgfusion.knowledge.graph import KgStore
 
+        store = chosen_kg_store() if kg_store is None else KgStore.parse(kg_store)
         mon.source = ModelSource(requested, backend, config.to_dict(), str(kg_path) if kg_path else None,
-                                 tuple(str(r) for r in rule_paths))
+                                 tuple(str(r) for r in rule_paths), str(store))
         return mon
 
     # -- per item --------------------------------------------------------------------------------

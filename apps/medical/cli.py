@@ -9,6 +9,7 @@ import click
 
 from kgfusion.apps.common import (
     bundle_variant,
+    chosen_kg_store,
     emit,
     engine_option,
     json_option,
@@ -225,7 +226,9 @@ def extract(ctx, source, out_path, csv_path, fhir_path, rejects_path, bundle, ba
                     "reader": {"text_col": text_col, "id_col": id_col, "encoding": encoding},
                     "config": config.to_dict(), "include_text": not no_text, "model_fingerprint": fingerprint}
         worker = WorkerSpec("kgfusion.apps.medical.batch:note_worker",
-                            {"config": config.to_dict(), "include_text": not no_text, "build_kwargs": overrides})
+                            {"config": config.to_dict(), "include_text": not no_text,
+                             # a Ray worker has no click context: it reads the graph where this command does
+                             "build_kwargs": overrides | {"kg_store": str(chosen_kg_store())}})
         run = batch.extract_to_files(
             chain(head, notes), lambda: stream.rejects, out=out_path, csv_path=csv_path, fhir_path=fhir_path,
             worker=worker, manifest=manifest, engine=engine, shard_size=shard_size, restart=restart,

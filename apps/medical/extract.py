@@ -387,7 +387,8 @@ def resolve_bundle(bundle: str, data_dir: Path) -> Path:
 
 
 def build_extractor(config: MedicalConfig, data_dir: str | Path | None = None, *, predictor=None, encoder=None,
-                    with_model: bool = True, graph_path: str | Path | None = None) -> ClinicalExtractor:
+                    with_model: bool = True, graph_path: str | Path | None = None,
+                    kg_store: str | None = None) -> ClinicalExtractor:
     """Everything from the repo's data/ folder: bundle (``config.bundle``), data/kg/medical.ttl (KB cached
     in data/kg/index/medical-app/, MiniLM index in data/kg/index/medical/), ConText rules, abbreviation list.
     ``predictor`` / ``encoder`` replace the bundle's model / the retrieval encoder (tests)."""
@@ -410,7 +411,7 @@ def build_extractor(config: MedicalConfig, data_dir: str | Path | None = None, *
         resolved = promoted_bundle(resolve_bundle(config.bundle, data))  # a promoted registry version wins
         predictor = Predictor.from_bundle(resolved.path, backend=config.backend)
         model_name = resolved.label  # name@vN for a registry version: the model evidence names it
-    kb = MedicalKB.load(graph, index_root / f"{stem}-app")
+    kb = MedicalKB.load(graph, index_root / f"{stem}-app", kg_store=kg_store)
     aliases = corpus_aliases(kb, data / "datasets") if config.corpus_aliases else {}
     gazetteer = Gazetteer.from_records(kb.records, min_chars=config.gazetteer_min_chars,
                                        symptoms=config.gazetteer_symptoms,
