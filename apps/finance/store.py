@@ -105,12 +105,14 @@ class FinanceStore:
             return 0
         items = items.reindex(columns=ITEM_COLUMNS)
         mentions = mentions.reindex(columns=MENTION_COLUMNS)
-        new = len(items) - len(self.existing_ids(items["id"].tolist()))
+        stored = self.existing_ids(items["id"].tolist())
+        new = len(items) - len(stored)
         self.con.register("_items", items)
         self.con.register("_mentions", mentions)
         try:
             self.con.execute("BEGIN TRANSACTION")
-            self.con.execute("DELETE FROM mentions WHERE item_id IN (SELECT id FROM _items)")
+            if stored:  # only items stored before have mentions to replace (skips a scan of the table)
+                self.con.execute("DELETE FROM mentions WHERE item_id IN (SELECT id FROM _items)")
             self.con.execute(f"INSERT OR REPLACE INTO items ({', '.join(ITEM_COLUMNS)}) SELECT {', '.join(ITEM_COLUMNS)} FROM _items")
             if not mentions.empty:
                 self.con.execute(f"INSERT OR REPLACE INTO mentions ({', '.join(MENTION_COLUMNS)}) SELECT {', '.join(MENTION_COLUMNS)} FROM _mentions")
