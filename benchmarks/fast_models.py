@@ -132,6 +132,7 @@ def sentiment(args) -> dict:
     s = mon.monitor(FEED, work / "run.duckdb", limit=args.items)
     out["monitor_fast_items_per_s"] = round(s.items / s.seconds, 1)
     out["monitor_items_measured"] = s.items
+    out["monitor_stage_seconds"] = dict(s.stage_seconds)  # ingest / score_link_store / series_alerts
     out["monitor_vs_model_only_ratio"] = round(out["monitor_fast_items_per_s"] / out["fast_sentiment_items_per_s"], 3)
     print(f"monitor (fast): {out['monitor_fast_items_per_s']} items/s over {s.items} items = "
           f"{out['monitor_vs_model_only_ratio']:.3f} x model-only", flush=True)

@@ -224,7 +224,23 @@ def build_model(config: TrainConfig, labels: list[str], n_features: int = 0,
             raise ConfigError("kg_features=True needs a gazetteer with at least one type (pass gazetteer=...)")
         model = FusedTokenModel(model, labels, n_features=n_features if config.kg_features else 0,
                                 crf=config.decoder == "crf")
+        _start_fusion_from_base(model, config.base)
     return model, tokenizer
+
+
+def _start_fusion_from_base(model, base: str) -> None:
+    """A base directory holding a fusion.safetensors (a student cut from a fused teacher) starts the KG
+    feature embeddings and CRF transitions from it, when they have the same shapes; else they start fresh."""
+    from kgfusion.core.errors import BundleError
+    from kgfusion.core.tokenmodel import FUSION_FILE
+
+    path = Path(base) / FUSION_FILE
+    if not path.is_file():
+        return
+    try:
+        model.load_fusion(path)
+    except BundleError as exc:
+        log.warning("Not starting from %s (%s); the feature embeddings and CRF start fresh.", path, exc)
 
 
 def encode_examples(task: Task, examples: Sequence, tokenizer, label2id: dict[str, int], max_length: int,

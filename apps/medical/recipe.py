@@ -242,17 +242,24 @@ def _student_teacher(recipe: Recipe) -> Path:
 def _student_base(teacher: Path, layers: int, work: Path) -> Path:
     """A base-model directory holding ``layers`` evenly spaced layers of the fine-tuned teacher's encoder
     (and its classifier), so the student starts from what the teacher learnt rather than from MiniLM."""
+    import shutil
+
     from kgfusion.core.bundle import load_bundle
     from kgfusion.core.compress import make_student
+    from kgfusion.core.tokenmodel import FUSION_FILE
 
     out = work / f"base-{layers}L"
-    if (out / "config.json").is_file():
-        return out
-    loaded = load_bundle(teacher)
-    hf_model = getattr(loaded.model, "hf_model", loaded.model)  # FusedTokenModel wraps the HF model
-    student = make_student(hf_model, layers)
-    student.save_pretrained(out)
-    loaded.tokenizer.save_pretrained(out)
+    if not (out / "config.json").is_file():
+        loaded = load_bundle(teacher)
+        hf_model = getattr(loaded.model, "hf_model", loaded.model)  # FusedTokenModel wraps the HF model
+        student = make_student(hf_model, layers)
+        student.save_pretrained(out)
+        loaded.tokenizer.save_pretrained(out)
+    fusion = teacher / FUSION_FILE
+    if fusion.is_file() and not (out / FUSION_FILE).is_file():
+        # the teacher's KG feature embeddings and CRF transitions: the student starts from them too
+        # (core.finetune loads them when the shapes match)
+        shutil.copyfile(fusion, out / FUSION_FILE)
     return out
 
 

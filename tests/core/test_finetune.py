@@ -95,3 +95,34 @@ def test_infer_labels_orders_iob():
 
     exs = [TokenExample(("a", "b"), ("B-Z", "I-Z"), 1), TokenExample(("c",), ("B-A",), 2)]
     assert infer_labels("token", exs) == ["O", "B-A", "I-A", "B-Z", "I-Z"]
+
+
+def test_a_base_with_fusion_tensors_starts_the_crf_and_features_from_them(tiny_model_dir, tmp_path, caplog):
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    from kgfusion.core.finetune import _start_fusion_from_base
+    from kgfusion.core.models import load_base
+    from kgfusion.core.tokenmodel import FUSION_FILE, FusedTokenModel
+
+    labels = ["O", "B-Disease", "I-Disease"]
+    base = tmp_path / "student-base"
+    shutil.copytree(tiny_model_dir, base)
+    teacher_like = FusedTokenModel(load_base(str(base), task="token", labels=labels)[0], labels, n_features=3, crf=True)
+    with torch.no_grad():
+        teacher_like.feature_embedding.weight.fill_(0.25)
+        teacher_like.crf.transitions.fill_(-1.5)
+    save_file(teacher_like.fusion_tensors(), str(base / FUSION_FILE))
+
+    student = FusedTokenModel(load_base(str(base), task="token", labels=labels)[0], labels, n_features=3, crf=True)
+    assert float(student.feature_embedding.weight.detach().abs().sum()) == 0.0  # fresh: zeros
+    _start_fusion_from_base(student, str(base))
+    assert torch.equal(student.feature_embedding.weight, teacher_like.feature_embedding.weight)
+    assert torch.equal(student.crf.transitions, teacher_like.crf.transitions)
+
+    other = FusedTokenModel(load_base(str(base), task="token", labels=labels)[0], labels, n_features=0, crf=True)
+    with caplog.at_level("WARNING"):
+        _start_fusion_from_base(other, str(base))  # no feature embedding: a warning, fresh start
+    assert "start fresh" in caplog.text and not torch.equal(other.crf.transitions, teacher_like.crf.transitions)
