@@ -107,7 +107,17 @@ def run_child(args: list[str], stdout: Path) -> tuple[dict, float, float]:
     wall = time.perf_counter() - t0
     if child.returncode != 0:
         raise SystemExit(f"`kgfusion {' '.join(args)}` failed with exit code {child.returncode}")
-    return json.loads(stdout.read_text(encoding="utf-8")), wall, usage.ru_maxrss / 1024  # KB on Linux
+    return child_summary(stdout), wall, usage.ru_maxrss / 1024  # KB on Linux
+
+
+def child_summary(stdout: Path) -> dict:
+    """The command's --json object; anything a library printed before it (a progress bar) is skipped."""
+    text = stdout.read_text(encoding="utf-8")
+    start = text.find("{")
+    try:
+        return json.loads(text[start:] if start >= 0 else text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{stdout}: the command's --json output is not JSON ({exc}); it starts {text[:120]!r}") from exc
 
 
 def monitor_size(n: int, work: Path, opts: argparse.Namespace) -> dict[str, float]:

@@ -34,9 +34,12 @@ def connect(path: str | Path, *, read_only: bool = False, what: str = "DuckDB fi
     duckdb = duckdb_module()
     limit = memory_limit()
     try:
-        return duckdb.connect(str(path), read_only=read_only, config={"memory_limit": limit})
+        con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": limit})
     except duckdb.Error as exc:
         if "memory must" in str(exc).lower():  # DuckDB's parser error for a size it cannot read
             raise ConfigError(f"{MEMORY_LIMIT_ENV}={limit!r} is not a DuckDB memory size; use e.g. 512MB or "
                               "2GB") from exc
         raise DataError(f"{path}: cannot open the {what} ({exc}); is another process writing it?") from exc
+    # DuckDB draws a progress bar on stdout for queries over 2 s, which corrupts a command's --json output
+    con.execute("SET enable_progress_bar = false")
+    return con

@@ -36,3 +36,9 @@ def test_not_a_database_is_a_data_error(tmp_path):
     bad.write_text("not a database\n" * 100)
     with pytest.raises(DataError, match="notes.duckdb: cannot open the DuckDB file"):
         connect(bad)
+
+
+def test_no_progress_bar_on_stdout():
+    # a bar drawn by a slow query would corrupt a command's --json output (seen on a 1M-item monitor run)
+    con = connect(":memory:")
+    assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] is False
