@@ -16,8 +16,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from itertools import chain, islice
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
 
 CHUNK = 2048  # items scored, linked and written per step (a crash loses at most one chunk)
 CHUNK_ENV = "KGFUSION_FINANCE_CHUNK"  # overrides CHUNK, e.g. small chunks for the kill-and-resume test
-PIPELINE_BLOCK = 256  # unique texts per model call in a chunk: the next block's model overlaps this one's rules
 # The columns of a scored frame (FinanceMonitor.score_items), also when no item was scored.
 ITEM_COLUMNS = ("id", "ts", "source", "text", "ticker_hint", "label", "score", "confidence", "p_negative",
                 "p_neutral", "p_positive", "model_probs", "rule_score", "evidence", "run_id", "text_key", "topic",
@@ -166,40 +164,15 @@ class FinanceMonitor:
         """
         # copies of one text (retweets under several tickers, reposts) are scored once
         unique = list(dict.fromkeys(it.text for it in items))
-        blocks = [unique[i:i + PIPELINE_BLOCK] for i in range(0, len(unique), PIPELINE_BLOCK)]
-        block_of = {text: j for j, block in enumerate(blocks) for text in block}
-        items_of: list[list[int]] = [[] for _ in blocks]
-        for k, it in enumerate(items):
-            items_of[block_of[it.text]].append(k)
-        rows: list[dict[str, Any]] = [{} for _ in items]
-        mentions_of: list[list[dict[str, Any]]] = [[] for _ in items]
-        for j, (texts, scored) in enumerate(self._scored_blocks(blocks)):
-            by_text = dict(zip(texts, scored))
-            for k in items_of[j]:
-                it = items[k]
-                links = self.linker.link(it.text, it.ticker_hint)
-                rows[k] = self._item_row(it, by_text[it.text], links, run_id)
-                mentions_of[k] = [{"item_id": it.id, **_mention_row(m)} for m in links]
-        mention_rows = [m for per_item in mentions_of for m in per_item]
+        by_text = dict(zip(unique, self.scorer.score(unique)))
+        rows, mention_rows = [], []
+        for it in items:
+            s = by_text[it.text]
+            links = self.linker.link(it.text, it.ticker_hint)
+            rows.append(self._item_row(it, s, links, run_id))
+            mention_rows += [{"item_id": it.id, **_mention_row(m)} for m in links]
         # fixed columns, so callers can index an empty pass (no items, or no company linked)
         return pd.DataFrame(rows, columns=list(ITEM_COLUMNS)), pd.DataFrame(mention_rows, columns=MENTION_COLUMNS)
-
-    def _scored_blocks(self, blocks: list[list[str]]) -> Iterator[tuple[list[str], list[ScoredItem]]]:
-        """(texts, scored items) per block, in order. The model of block j + 1 runs in a thread while the
-        caller fuses, links and builds the rows of block j: ONNX Runtime and torch release the GIL, so the
-        Python half of the monitor no longer waits in series with the model (it was a fifth of its time
-        with the fast variant)."""
-        if len(blocks) <= 1:
-            for texts in blocks:
-                yield texts, self.scorer.score(texts)
-            return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kgf-model") as pool:
-            pending = pool.submit(self.scorer.model_outputs, blocks[0])
-            for j, texts in enumerate(blocks):
-                probs, topics = pending.result()
-                if j + 1 < len(blocks):
-                    pending = pool.submit(self.scorer.model_outputs, blocks[j + 1])
-                yield texts, self.scorer.fuse_outputs(texts, probs, topics)
 
     @staticmethod
     def _item_row(it: Item, s: ScoredItem, links: list[Mention], run_id: str) -> dict[str, Any]:

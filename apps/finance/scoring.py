@@ -154,12 +154,6 @@ class SentimentScorer:
     def score(self, texts: Sequence[str]) -> list[ScoredItem]:
         texts = list(texts)
         probs, topics = self.model_outputs(texts)
-        return self.fuse_outputs(texts, probs, topics)
-
-    def fuse_outputs(self, texts: Sequence[str], probs: np.ndarray,
-                     topics: np.ndarray | None) -> list[ScoredItem]:
-        """The fused items of ``model_outputs(texts)``: rules, overrides, evidence, topic (no model call,
-        so a caller can run the next batch's model while this runs)."""
         if topics is None:
             return [self._fuse(t, p) for t, p in zip(texts, probs)]
         return [self._fuse(t, p, trow) for t, p, trow in zip(texts, probs, topics)]

@@ -123,30 +123,3 @@ def test_score_items_is_one_pass_with_fixed_columns(monitor_factory):
     assert rows.empty and list(rows.columns) == list(ITEM_COLUMNS)
     assert mentions.empty and list(mentions.columns) == MENTION_COLUMNS
 
-
-def test_pipelined_blocks_give_the_serial_answer_in_input_order(monitor_factory, monkeypatch):
-    import threading
-
-    import kgfusion.apps.finance.pipeline as pipeline
-    from kgfusion.apps.finance.ingest import Item
-
-    texts = ["$AAPL profit rose", "nothing here", "$MSFT loss widens", "$AAPL profit rose", "Apple beats",
-             "$XOM shares slipped", "nothing here", "$MSFT record quarter"]
-    items = [Item(f"i{k}", t, None, "api", None, k + 1) for k, t in enumerate(texts)]
-    mon = monitor_factory()
-    serial_rows, serial_mentions = mon.score_items(items, run_id="r")  # one block: no thread
-    monkeypatch.setattr(pipeline, "PIPELINE_BLOCK", 2)  # 6 unique texts -> 3 blocks, models one block ahead
-    model_threads: set[str] = set()
-    outputs = mon.scorer.model_outputs
-
-    def recording(batch):
-        model_threads.add(threading.current_thread().name)
-        return outputs(batch)
-
-    monkeypatch.setattr(mon.scorer, "model_outputs", recording)
-    rows, mentions = mon.score_items(items, run_id="r")
-    assert rows["id"].tolist() == [f"i{k}" for k in range(len(texts))]
-    assert rows.drop(columns=["evidence"]).equals(serial_rows.drop(columns=["evidence"]))
-    assert rows["evidence"].tolist() == serial_rows["evidence"].tolist()
-    assert mentions.equals(serial_mentions)
-    assert model_threads and all(name.startswith("kgf-model") for name in model_threads)
