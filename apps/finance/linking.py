@@ -20,6 +20,7 @@ from typing import Any
 from kgfusion.apps.finance.config import FinanceConfig
 from kgfusion.apps.finance.rule_kinds import AmbiguousTicker, ambiguous_tickers
 from kgfusion.knowledge.graph import KnowledgeGraph
+from kgfusion.knowledge.name_pattern import trie_pattern
 from kgfusion.knowledge.rules import RuleBase
 
 FUZZY_CACHE_SIZE = 20_000  # linked capitalised spans kept per process (the Linker has its own LRU too)
@@ -131,8 +132,9 @@ class CompanyLinker:
                                                     company=company.label, note="FinanceConfig.extra_ambiguous")
         self.linker = linker if self.config.fuzzy_names else None
         self.weak = set(self.config.weak_names)
-        alternation = "|".join(re.escape(n) for n in sorted(catalog.names, key=len, reverse=True))
-        self._names = re.compile(rf"(?<![\w&])(?:{alternation})(?![\w&])") if alternation else None
+        # a trie, not a longest-first alternation: ~10x faster over the ~1k S&P names, same matches
+        self._names = (re.compile(rf"(?<![\w&])(?:{trie_pattern(catalog.names)})(?![\w&])")
+                       if catalog.names else None)
         # span -> (uri, match, score), least recently used first; bounded so a feed with ever new names
         # (millions of posts) does not grow the process
         self._fuzzy_cache: OrderedDict[str, tuple[str | None, str, float]] = OrderedDict()

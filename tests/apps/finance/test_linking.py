@@ -117,3 +117,27 @@ def test_neighbourhood_lists_sector_and_industry(finance_graph):
     rows = neighbourhood(finance_graph, "https://kgfusion.dev/id/company/AAPL")
     preds = {r["predicate"]: r["neighbour"] for r in rows}
     assert preds["kgf:inSector"] == "Information Technology"
+
+
+def test_name_scan_matches_the_longest_first_alternation_on_shipped_tweets(finance_rules):
+    """The trie over the shipped S&P catalog finds exactly what an alternation of its names finds."""
+    import gzip
+    import json
+    import re
+
+    from kgfusion.apps.common import load_kg, repo_data_dir
+
+    cfg = FinanceConfig()
+    catalog = CompanyCatalog.from_graph(load_kg(repo_data_dir() / "kg" / "finance.ttl"), cfg)
+    alternation = "|".join(re.escape(n) for n in sorted(catalog.names, key=len, reverse=True))
+    reference = re.compile(rf"(?<![\w&])(?:{alternation})(?![\w&])")
+    scan = CompanyLinker(catalog, finance_rules, cfg)._names
+    with gzip.open(repo_data_dir() / "datasets" / "stocknet" / "stocknet_raw_tweets.jsonl.gz", "rt") as f:
+        texts = [json.loads(line)["text"] for _, line in zip(range(3000), f)]
+    texts += [f"{n} and {n}s, {n}-led, {n}&Co" for n in list(catalog.names)[:200]]
+    found = 0
+    for text in texts:
+        expected = [(m.start(), m.group()) for m in reference.finditer(text)]
+        assert [(m.start(), m.group()) for m in scan.finditer(text)] == expected, text
+        found += len(expected)
+    assert found > 500
