@@ -28,6 +28,7 @@ from kgfusion.knowledge.rules import (
     select_longest,
     tokenize,
 )
+from kgfusion.knowledge.rules.matching import WordStartFilter, word_starts
 
 EvidenceKind = Literal["model", "rule", "kg", "section", "note"]
 _SENTENCE_PUNCT = {".", ";", "!", "?"}
@@ -468,24 +469,35 @@ class LexiconScorer:
         self._matcher = PhraseMatcher((t.term, t) for t in terms if not t.term.endswith("*"))
         # Wildcard terms: all tokens but the last match exactly, the last by prefix. Indexed by the first
         # token (multi-token terms) or the first 3 letters of the prefix (one-token terms) for speed.
-        self._wild: dict[tuple[bool, str], list[tuple[tuple[str, ...], LexiconTerm]]] = {}
+        self._wild_multi: dict[str, list[tuple[tuple[str, ...], LexiconTerm]]] = {}
+        self._wild_single: dict[str, list[tuple[tuple[str, ...], LexiconTerm]]] = {}
         for t in terms:
             if t.term.endswith("*"):
                 words = tuple(w for _, _, w in tokenize(t.term[:-1]))
-                key = (True, words[0][:3]) if len(words) == 1 else (False, words[0])
-                self._wild.setdefault(key, []).append((words, t))
+                if len(words) == 1:
+                    self._wild_single.setdefault(words[0][:3], []).append((words, t))
+                else:
+                    self._wild_multi.setdefault(words[0], []).append((words, t))
         patterns = rulebase.by_kind(PatternRule)
         self._scorers = [p for p in patterns if p.effect == "score"]
         self._cues = [p for p in patterns if p.effect in ("negate", "intensify", "hedge")]
+        # a word-start check rules most patterns out per text (0.1% of tweets match a score pattern,
+        # and scanning each cost more than the rest of the scoring); cues matter only next to a hit
+        self._scorer_filter = WordStartFilter([p.compiled for p in self._scorers])
+        self._cue_filter = WordStartFilter([p.compiled for p in self._cues])
 
     def _wild_hits(self, tokens: Sequence[tuple[int, int, str]]) -> list[tuple[int, int, tuple[str, float]]]:
         out = []
-        for i, (start, _, tok) in enumerate(tokens):
-            for words, term in (*self._wild.get((False, tok), ()), *self._wild.get((True, tok[:3]), ())):
+        multi, single = self._wild_multi, self._wild_single
+        for i, (start, end, tok) in enumerate(tokens):
+            for words, term in multi.get(tok, ()):
                 n = len(words)
                 window = [w for _, _, w in tokens[i:i + n]]
                 if len(window) == n and window[:-1] == list(words[:-1]) and window[-1].startswith(words[-1]):
                     out.append((start, tokens[i + n - 1][1], (term.id, term.weight)))
+            for (prefix,), term in single.get(tok[:3], ()):
+                if tok.startswith(prefix):
+                    out.append((start, end, (term.id, term.weight)))
         return out
 
     def score(self, text: str) -> tuple[float, list[Evidence]]:
@@ -494,10 +506,15 @@ class LexiconScorer:
             (s, e, (t.id, t.weight)) for s, e, t in self._matcher.find_all(tokens)
         ]
         hits += self._wild_hits(tokens)
-        hits += [(m.start(), m.end(), (p.id, p.weight)) for p in self._scorers for m in p.compiled.finditer(text)
-                 if m.end() > m.start()]
+        words = word_starts(text)
+        hits += [(m.start(), m.end(), (p.id, p.weight))
+                 for p, keep in zip(self._scorers, self._scorer_filter.keep(words)) if keep
+                 for m in p.compiled.finditer(text) if m.end() > m.start()]
         chosen = select_longest(hits)
-        cues = [(m.start(), m.end(), p) for p in self._cues for m in p.compiled.finditer(text) if m.end() > m.start()]
+        if not chosen:
+            return 0.0, []
+        cues = [(m.start(), m.end(), p) for p, keep in zip(self._cues, self._cue_filter.keep(words)) if keep
+                for m in p.compiled.finditer(text) if m.end() > m.start()]
         cues = [c for c in cues if not any(c[0] < e and c[1] > s for s, e, _ in chosen)]
         total, evidence = 0.0, []
         for s, e, (rule_id, weight) in chosen:

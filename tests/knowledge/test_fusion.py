@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from kgfusion.knowledge.fusion import (
     score_lexicon,
 )
 from kgfusion.knowledge.rules import load_domain_rules, load_rules
+from kgfusion.knowledge.rules.matching import WordStartFilter, leading_words, word_starts
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "rules"
 PROBS = {"negative": 0.2, "neutral": 0.5, "positive": 0.3}
@@ -214,3 +216,47 @@ def test_fused_distribution_is_valid(p, score, w, t):
     base = fuse_log_linear(probs, 0.0, config=FusionConfig(rule_weight=w, temperature=t)).scores
     if score > 0:  # a positive rule score never lowers the positive class relative to the negative one
         assert d.scores["positive"] / d.scores["negative"] >= base["positive"] / base["negative"] * (1 - 1e-9)
+
+
+def test_lexicon_prefilters_change_no_score_or_evidence():
+    """Skipping patterns by their word starts, and cues when nothing hit, gives what scanning every
+    pattern gives."""
+    from kgfusion.apps.common import repo_data_dir
+
+    rb = load_domain_rules("finance")
+    fast, full = LexiconScorer(rb), LexiconScorer(rb)
+    always = WordStartFilter([])
+    always.keep = lambda words: [True] * 30  # scan every pattern, as before the filters
+    full._scorer_filter = full._cue_filter = always
+    lines = (repo_data_dir() / "datasets" / "financial_phrasebank" / "Sentences_50Agree.txt").read_text(
+        encoding="latin-1").splitlines()
+    texts = [line.rsplit("@", 1)[0] for line in lines[:1500]]
+    texts += ["Acme swung to a net loss; not expected to recover", "no profit rise", "may fall", "",
+              "Profit ROSE sharply", "profit rose considerably", "sales didn't rise", "Profit rose, Kelvin"]
+    with_hits = 0
+    for text in texts:
+        got, want = fast.score(text), full.score(text)
+        assert got[0] == want[0] and [e.to_dict() for e in got[1]] == [e.to_dict() for e in want[1]], text
+        with_hits += bool(want[1])
+    assert with_hits > 300
+
+
+def test_leading_words_of_regexes():
+    def lw(pattern, flags=re.I):
+        return leading_words(re.compile(pattern, flags))
+
+    assert lw(r"\b(?:profit|loss(?:es)?)\s+rose") == ("profit", "loss")
+    assert lw(r"\bconsiderabl[ey]\b|\bden(?:y|ied)") == ("considerabl", "den")
+    assert lw(r"\bRUMOU?RED") == ("rumo",)  # the u is optional
+    assert lw(r"\b(?:a[)|]b|cd)x") == ("a", "cd")  # "|" and ")" inside a class do not split
+    for other in (r"\b(?:ab)?c", r"\babc|d", r"\b\w+", r"\b(ab|c)", r"\b[a-z]", r"n't\b", r"\b(?:)x"):
+        assert lw(other) is None, other
+    assert lw(r"\bab", 0) is None  # case-sensitive: lower-cased words would not do
+    assert lw(r"\bab", re.I | re.X) is None
+
+
+def test_word_start_filter_keeps_what_may_match():
+    f = WordStartFilter([re.compile(r"\bprofit", re.I), re.compile(r"n't\b", re.I), re.compile(r"\bloss", re.I)])
+    assert f.keep(word_starts("Profits fell")) == [True, True, False]
+    assert f.keep(word_starts("nothing here")) == [False, True, False]
+    assert f.keep(word_starts("caf\u00e9 profit")) == [True, True, True]  # not ASCII: scan them all
