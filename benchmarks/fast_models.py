@@ -9,8 +9,10 @@ For each task, three variants on the same held-out data and the same texts:
 
 Sentiment (finsent-topics): accuracy on the PhraseBank 50-agree and Twitter held-out test splits (pooled:
 ``sentiment_accuracy``), topic accuracy, and model items/s on StockNet tweets (both heads, one pass).
-The finance monitor runs end to end with the fast variant on the same tweets: its items/s over the fast
-model-only items/s is ``monitor_vs_model_only_ratio``.
+The finance monitor runs end to end with the fast variant on the same tweets: its best items/s over
+``--repeats`` runs, over the best fast model-only items/s measured before and between those runs, is
+``monitor_vs_model_only_ratio`` (the monitor scores each distinct text once, as it does for users; the
+model-only rate scores every tweet).
 Medical (medical-ner-bc5cdr): strict entity F1 on the BC5CDR devel split (the training issue's protocol)
 and extractor notes/s on the sample notes plus devel sentences grouped into notes.
 Entity linker: mentions/s as measured by benchmarks/entity_linking.py (its own keys in the same file).
@@ -129,11 +131,23 @@ def sentiment(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="kgf-fast-monitor-"))
     mon = FinanceMonitor.from_paths(variants["fast"][0], backend="onnx-int8", progress=False)
     mon.monitor(FEED, work / "warm.duckdb", limit=200)
-    s = mon.monitor(FEED, work / "run.duckdb", limit=args.items)
-    out["monitor_fast_items_per_s"] = round(s.items / s.seconds, 1)
-    out["monitor_items_measured"] = s.items
-    out["monitor_stage_seconds"] = dict(s.stage_seconds)  # ingest / score_link_store / series_alerts
-    out["monitor_vs_model_only_ratio"] = round(out["monitor_fast_items_per_s"] / out["fast_sentiment_items_per_s"], 3)
+    # best of `repeats` runs (each into a new store), like the model-only rate; the model-only rate is
+    # measured again between them and the best of all its measures is the denominator (this box's
+    # speed drifts by 10-15% over minutes)
+    fast_pred = Predictor.from_bundle(variants["fast"][0], backend="onnx-int8")
+    model_rate = out["fast_sentiment_items_per_s"]
+    best = None
+    for r in range(args.repeats):
+        model_rate = max(model_rate, best_rate(lambda: fast_pred.predict_heads(texts), len(texts), 1))
+        s = mon.monitor(FEED, work / f"run-{r}.duckdb", limit=args.items)
+        if best is None or s.items / s.seconds > best.items / best.seconds:
+            best = s
+    out["monitor_fast_items_per_s"] = round(best.items / best.seconds, 1)
+    out["monitor_items_measured"] = best.items
+    out["monitor_distinct_texts"] = len(set(texts))  # what the monitor's model actually scores
+    out["monitor_model_only_items_per_s"] = model_rate
+    out["monitor_stage_seconds"] = dict(best.stage_seconds)  # ingest / score_link_store / series_alerts
+    out["monitor_vs_model_only_ratio"] = round(out["monitor_fast_items_per_s"] / model_rate, 3)
     print(f"monitor (fast): {out['monitor_fast_items_per_s']} items/s over {s.items} items = "
           f"{out['monitor_vs_model_only_ratio']:.3f} x model-only", flush=True)
     return out | {"pareto_sentiment": rows}
