@@ -37,7 +37,7 @@ def _remember_variant(ctx: click.Context, _param: click.Parameter, value: str) -
 model_variant_option = click.option(
     "--model-variant", type=click.Choice(MODEL_VARIANTS), default="accurate", show_default=True, expose_value=False,
     callback=_remember_variant,
-    help="fast: the distilled 3-layer sibling bundle <name>-fast (several times the speed, see its metrics.json).")
+    help="fast: the distilled sibling bundle <name>-fast (several times the speed, see its metrics.json).")
 
 
 def chosen_variant() -> str:

@@ -5,7 +5,8 @@ For each task, three variants on the same held-out data and the same texts:
 * ``fp32``: the fp32 teacher the recipe left in runs/recipes/<name>/seed-13 (torch, the accurate recipe's model
   before quantization; rebuild with `kgfusion model train --recipe data/recipes/<name>.json`);
 * ``accurate``: the shipped bundle (ONNX int8 of that teacher);
-* ``fast``: the shipped ``<name>-fast`` bundle (a 3-layer student distilled from the teacher, ONNX int8).
+* ``fast``: the shipped ``<name>-fast`` bundle (a student distilled from the teacher, ONNX int8: 3 layers
+  for sentiment, 4 for NER).
 
 Sentiment (finsent-topics): accuracy on the PhraseBank 50-agree and Twitter held-out test splits (pooled:
 ``sentiment_accuracy``), topic accuracy, and model items/s on StockNet tweets (both heads, one pass).

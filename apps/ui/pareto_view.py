@@ -1,6 +1,6 @@
 """Models page section: the fast and accurate variants of each task side by side (benchmarks/fast_models.py).
 
-Quality, items per second and size of fp32 / accurate (ONNX int8) / fast (distilled 3-layer, ONNX int8) from
+Quality, items per second and size of fp32 / accurate (ONNX int8) / fast (distilled 3- or 4-layer student, ONNX int8) from
 one benchmark run on this machine, so a user can pick the variant (`--model-variant fast|accurate`) that
 fits their volume, and see what the speed costs in accuracy.
 """
