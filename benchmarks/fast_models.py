@@ -149,7 +149,7 @@ def sentiment(args) -> dict:
     out["monitor_model_only_items_per_s"] = model_rate
     out["monitor_stage_seconds"] = dict(best.stage_seconds)  # ingest / score_link_store / series_alerts
     out["monitor_vs_model_only_ratio"] = round(out["monitor_fast_items_per_s"] / model_rate, 3)
-    print(f"monitor (fast): {out['monitor_fast_items_per_s']} items/s over {s.items} items = "
+    print(f"monitor (fast): {out['monitor_fast_items_per_s']} items/s over {best.items} items = "
           f"{out['monitor_vs_model_only_ratio']:.3f} x model-only", flush=True)
     return out | {"pareto_sentiment": rows}
 

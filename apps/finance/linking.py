@@ -132,7 +132,7 @@ class CompanyLinker:
                                                     company=company.label, note="FinanceConfig.extra_ambiguous")
         self.linker = linker if self.config.fuzzy_names else None
         self.weak = set(self.config.weak_names)
-        # a trie, not a longest-first alternation: ~10x faster over the ~1k S&P names, same matches
+        # a trie, not a longest-first alternation: ~10x faster over the ~600 S&P names, same matches
         self._names = (re.compile(rf"(?<![\w&])(?:{trie_pattern(catalog.names)})(?![\w&])")
                        if catalog.names else None)
         # span -> (uri, match, score), least recently used first; bounded so a feed with ever new names

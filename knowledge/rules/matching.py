@@ -11,9 +11,8 @@ _TOKEN_RE = re.compile(r"\w+(?=n['’]t\b)|n['’]t\b|\w+|[^\w\s]", re.IGNORECAS
 
 def tokenize(text: str) -> list[tuple[int, int, str]]:
     """(start, end, lower-cased token) for words and punctuation; offsets index ``text``."""
-    if "’" in text:
-        return [(m.start(), m.end(), m.group().lower().replace("’", "'")) for m in _TOKEN_RE.finditer(text)]
-    return [(m.start(), m.end(), m.group().lower()) for m in _TOKEN_RE.finditer(text)]
+    # one-for-one replacement keeps the offsets; cheaper than a replace per token
+    return [(m.start(), m.end(), m.group().lower()) for m in _TOKEN_RE.finditer(text.replace("’", "'"))]
 
 
 class PhraseMatcher:
