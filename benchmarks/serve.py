@@ -9,14 +9,17 @@ on 127.0.0.1 and driven by async httpx clients in this process. Payloads: StockN
 item sent once (no repeats, so no cache helps). Phases, all bounded by a request count and a time cap:
   1. closed-loop load with 1, 8 and 32 concurrent clients: requests/s, items/s, p50/p95/p99, errors;
   2. the same 32-client load on a server started with --max-batch-size 1 (micro-batching off);
+     both servers also under 32 clients sending one item per request (a feed pushing each post as it
+     arrives), where a request is one model call unless micro-batching gathers them;
   3. open-loop at half the 32-client peak request rate: p99 latency;
   4. a soak at that rate for ``--soak-seconds`` (600 = 10 min): server RSS sampled every 5 s, growth
      = mean of the last minute minus mean of the first minute after warm-up;
   5. medical notes (data/notes, one per request) and recommendation lists (4 MovieLens users per
      request, k = 10) under 8 clients on a `--apps medical,recommend` server (reported; no targets).
      ``--other-only`` runs just this phase and updates an existing results file.
-Offline throughput, same run, same items: FinanceMonitor.score (the server's per-item work: model,
-lexicon fusion, company linking) in batches of 256 in this process, with the server stopped, and the
+Offline throughput, same run, same items, same bundle (loaded by the server's own FinanceService.load):
+FinanceMonitor.score_items (the server's per-item work: model, lexicon fusion, topics, company linking)
+in batches of 256 in this process, with the server stopped, and the
 bare Predictor.predict_proba for reference. All figures are for this 2-core machine, client and
 server on the same cores (the load generator costs the server some CPU).
 """
@@ -40,7 +43,6 @@ ROOT = Path(__file__).resolve().parents[1]
 from kgfusion.core.fileio import atomic_write_json  # noqa: E402
 
 FEED = ROOT / "data" / "datasets" / "stocknet" / "stocknet_raw_tweets.jsonl.gz"
-BUNDLE = ROOT / "data" / "models" / "finsent-full"
 RESULTS = ROOT / "benchmarks" / "results" / "serve.json"
 KGF = Path(sys.executable).with_name("kgfusion")
 
@@ -228,9 +230,9 @@ class Users:
         return {"users": chunk, "k": 10}
 
 
-def other_apps(requests: int, cap_s: float) -> dict:
+def other_apps(requests: int, cap_s: float, batch_size: int, wait_ms: float) -> dict:
     """Medical notes and recommendation lists under 8 concurrent clients (reported, no targets)."""
-    server = Server(64, 5.0, apps="medical,recommend")
+    server = Server(batch_size, wait_ms, apps="medical,recommend")
     server.wait_ready()
     try:
         out = {}
@@ -244,11 +246,12 @@ def other_apps(requests: int, cap_s: float) -> dict:
     return out
 
 
-def offline(texts: list[str], per_request: int) -> dict:
+def offline(texts: list[str]) -> dict:
     from kgfusion.apps.finance.ingest import Item, item_id
-    from kgfusion.apps.finance.pipeline import FinanceMonitor
+    from kgfusion.apps.serve.services import FinanceService
 
-    monitor = FinanceMonitor.from_paths(BUNDLE, backend="auto", progress=False)
+    service = FinanceService.load()  # the server's own loader: the same bundle (promoted version), same backend
+    monitor = service.monitor
     items = [Item(item_id("api", t, None), t, None, "api", None, i + 1) for i, t in enumerate(texts)]
     monitor.score(items[:64])  # warm-up
     t0 = time.perf_counter()
@@ -260,7 +263,7 @@ def offline(texts: list[str], per_request: int) -> dict:
     predictor.predict_proba(texts)
     model = len(texts) / (time.perf_counter() - t0)
     return {"offline_items_per_s": round(pipeline, 1), "offline_predictor_items_per_s": round(model, 1),
-            "backend": monitor.backend}
+            "backend": monitor.backend, "bundle": service.info.name, "bundle_version": service.info.version}
 
 
 def main() -> None:
@@ -271,13 +274,13 @@ def main() -> None:
     ap.add_argument("--half-load-seconds", type=float, default=30)
     ap.add_argument("--soak-seconds", type=float, default=600)
     ap.add_argument("--requests-other", type=int, default=200, help="requests of the medical/recommend phases")
-    ap.add_argument("--max-batch-size", type=int, default=64)
+    ap.add_argument("--max-batch-size", type=int, default=128)
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--other-only", action="store_true", help="only phase 5, merged into --results")
     args = ap.parse_args()
     if args.other_only:
-        others = other_apps(args.requests_other, args.cap_seconds)
+        others = other_apps(args.requests_other, args.cap_seconds, args.max_batch_size, args.max_wait_ms)
         out = json.loads(args.results.read_text(encoding="utf-8")) if args.results.is_file() else {}
         out |= {"medical_8_clients": others["medical"], "recommend_8_clients": others["recommend"]}
         atomic_write_json(args.results, out)
@@ -287,11 +290,11 @@ def main() -> None:
     texts = load_texts(20_000)
     payloads = Payloads(texts, per)
     out: dict = {"items_per_request": per, "max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms,
-                 "payload": "StockNet raw tweets (unique texts, shuffled, seed 7)", "bundle": BUNDLE.name,
+                 "payload": "StockNet raw tweets (unique texts, shuffled, seed 7)",
                  "host": "127.0.0.1, client and server on the same 2 cores"}
 
     print("offline pipeline (server not running) ...", flush=True)
-    out |= offline(texts[:4000], per)
+    out |= offline(texts[:4000])
 
     print("server with micro-batching ...", flush=True)
     server = Server(args.max_batch_size, args.max_wait_ms)
@@ -303,6 +306,8 @@ def main() -> None:
                                   (32, args.requests_32)):
             phases[clients] = asyncio.run(closed_loop(server.url, payloads, clients, requests, args.cap_seconds))
             print(f"  {clients:>2} clients: {phases[clients]}", flush=True)
+        single = asyncio.run(closed_loop(server.url, Payloads(texts[::-1], 1), 32, args.requests_32, args.cap_seconds))
+        print(f"  32 clients, 1 item per request: {single}", flush=True)
         peak_rps = phases[32]["requests_per_s"]
         half, _ = asyncio.run(open_loop(server.url, payloads, peak_rps / 2, args.half_load_seconds))
         print(f"  half load ({peak_rps / 2:.1f} req/s): {half}", flush=True)
@@ -324,30 +329,40 @@ def main() -> None:
     try:
         asyncio.run(closed_loop(server.url, payloads, 8, 40, 30))
         nobatch = asyncio.run(closed_loop(server.url, payloads, 32, args.requests_32, args.cap_seconds))
+        single_nobatch = asyncio.run(closed_loop(server.url, Payloads(texts[::-1], 1), 32, args.requests_32,
+                                                 args.cap_seconds))
     finally:
         server.stop()
     print(f"  32 clients, no batching: {nobatch}", flush=True)
+    print(f"  32 clients, 1 item per request, no batching: {single_nobatch}", flush=True)
 
     print("medical and recommend servers ...", flush=True)
-    others = other_apps(args.requests_other, args.cap_seconds)
+    others = other_apps(args.requests_other, args.cap_seconds, args.max_batch_size, args.max_wait_ms)
     errors = sum(p["errors"] for p in phases.values()) + half["errors"] + soak["errors"] + nobatch["errors"]
+    errors += single["errors"] + single_nobatch["errors"]
     errors += sum(p["errors"] for p in others.values())
     out |= {
         "items_per_s_1": phases[1]["items_per_s"], "items_per_s_8": phases[8]["items_per_s"],
         "items_per_s_32": phases[32]["items_per_s"], "items_per_s_32_no_batching": nobatch["items_per_s"],
         "ratio_32_vs_offline": round(phases[32]["items_per_s"] / out["offline_items_per_s"], 3),
         "ratio_32_vs_no_batching": round(phases[32]["items_per_s"] / nobatch["items_per_s"], 3),
+        "items_per_s_32_single_item": single["items_per_s"],
+        "items_per_s_32_single_item_no_batching": single_nobatch["items_per_s"],
+        "ratio_32_vs_no_batching_single_item": round(single["items_per_s"] / single_nobatch["items_per_s"], 3),
         "p99_ms_half_load": half["p99_ms"], "half_load_requests_per_s": round(peak_rps / 2, 1),
         "errors": errors, "rss_growth_mb_soak": round(growth, 1), "soak_seconds": args.soak_seconds,
         "peak_rss_mb": round(peak_mem, 1),
         "phases": {f"clients_{c}": p for c, p in phases.items()} | {"clients_32_no_batching": nobatch,
-                                                                    "half_load": half, "soak": soak},
+                                                                    "half_load": half, "soak": soak,
+                                                                    "clients_32_single_item": single,
+                                                                    "clients_32_single_item_no_batching": single_nobatch},
         "medical_8_clients": others["medical"], "recommend_8_clients": others["recommend"],
         "soak_rss_mb": rss, "batch_size_histogram": batches,
     }
     atomic_write_json(args.results, out)
     keys = ("offline_items_per_s", "items_per_s_32", "items_per_s_32_no_batching", "ratio_32_vs_offline",
-            "ratio_32_vs_no_batching", "p99_ms_half_load", "errors", "rss_growth_mb_soak", "peak_rss_mb")
+            "ratio_32_vs_no_batching", "items_per_s_32_single_item", "items_per_s_32_single_item_no_batching",
+            "ratio_32_vs_no_batching_single_item", "p99_ms_half_load", "errors", "rss_growth_mb_soak", "peak_rss_mb")
     print("\n| figure | value |\n|---|---|")
     for k in keys:
         print(f"| {k} | {out[k]} |")

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from kgfusion.core.batching import length_sorted_batches, pad_batch
+from kgfusion.core.batching import pad_batch, padding_aware_batches
 from kgfusion.core.errors import BundleError, ConfigError
 
 Backend = Literal["fp32", "int8", "onnx-int8"]
@@ -232,11 +232,12 @@ class Predictor:
         return self._head_logits(enc)[self.primary_head]
 
     def _head_logits(self, enc) -> dict[str, list[np.ndarray]]:
-        """Every head's logits per window (unpadded), from one forward pass per length-sorted batch."""
+        """Every head's logits per window (unpadded), from one forward pass per length-sorted batch (cut where
+        padding would cost more than another call: see batching.padding_aware_batches)."""
         ids = enc["input_ids"]
         out: dict[str, list[np.ndarray | None]] = {h: [None] * len(ids) for h in self.heads}
         names = [n for n in self._input_names if n in enc]
-        for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
+        for batch in padding_aware_batches([len(x) for x in ids], self.batch_size):
             feats = [{n: enc[n][i] for n in names} for i in batch]
             inputs = pad_batch(feats, self.tokenizer.pad_token_id or 0)
             for head, logits in self._forward(inputs).items():

@@ -27,7 +27,7 @@ def _apps(value: str) -> tuple[str, ...]:
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: one uvicorn process; ray: Ray Serve replicas (RAY_ADDRESS selects a cluster).")
 @click.option("--replicas", default=1, show_default=True, type=click.IntRange(1, 64), help="Ray Serve replicas.")
-@click.option("--max-batch-size", default=64, show_default=True, type=click.IntRange(1, 100_000),
+@click.option("--max-batch-size", default=128, show_default=True, type=click.IntRange(1, 100_000),
               help="Items per model batch (1 turns micro-batching off).")
 @click.option("--max-wait-ms", default=5.0, show_default=True, type=click.FloatRange(0, 10_000),
               help="How long the first request of a batch waits for others.")

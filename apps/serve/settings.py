@@ -31,7 +31,7 @@ class ServeSettings(ConfigBase):
     max_chars: int = 50_000
     max_body_bytes: int = 2 * 1024 * 1024
     max_k: int = 100
-    max_batch_size: int = 64
+    max_batch_size: int = 128
     max_wait_ms: float = 5.0
     request_timeout_s: float = 30.0
     rate_limit: float = 20.0
