@@ -3,6 +3,8 @@
 
     python benchmarks/continual.py                  # all methods -> benchmarks/results/continual.json
     python benchmarks/continual.py --methods l2sp,naive --increments 4
+    python benchmarks/continual.py --methods rehearsal,naive --replay 3000 --merge   # a larger replay, kept
+                                    # next to the earlier run's methods (marked as such) in continual.json
 
 Protocol (own seeded splits, the same as the shipped finance bundles: de-duplicated, stratified 80/10/10,
 seed 13; the official test splits are not in the repo):
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "continual.json"
 WORK = ROOT / "runs" / "continual"
 LABELS = ("negative", "neutral", "positive")
+DEFAULT_REPLAY = 1000
 BASE_RECIPE = {"method": "full", "epochs": 3, "batch_size": 32, "lr": 1e-4, "max_length": 64, "schedule": "cosine",
                "layer_lr_decay": 0.85, "patience": 1, "seed": 13}
 
@@ -102,12 +105,18 @@ class Progress:
         atomic_write_json(self.path, self.state)
 
 
+def method_label(method: str, replay: int) -> str:
+    """The results key of a method: its name, with the replay size when it is not the default 1,000."""
+    return method if replay == DEFAULT_REPLAY or method == "naive" else f"{method}-replay{replay}"
+
+
 def run_method(method: str, data: dict[str, list], n_inc: int, prog: Progress, base: Path, cfg_kw: dict) -> list[dict]:
     from kgfusion.core.lifecycle.update import UpdateConfig, load_trainable, update_model
 
+    label = method_label(method, cfg_kw["replay"])
     train_parts, dev_parts = chunks(data["tw_train"], n_inc), chunks(data["tw_dev"], n_inc, seed=14)
-    rows: list[dict] = prog.get(f"method:{method}") or []
-    current = WORK / method / f"inc{len(rows)}" if rows else base
+    rows: list[dict] = prog.get(f"method:{label}") or []
+    current = WORK / label / f"inc{len(rows)}" if rows else base
     for i in range(len(rows), n_inc):
         model, tok, labels, task, _ = load_trainable(current)
         pool = data["pb_train"] + [r for part in train_parts[:i] for r in part]
@@ -115,7 +124,7 @@ def run_method(method: str, data: dict[str, list], n_inc: int, prog: Progress, b
                                           min(600, len(data["pb_dev"]) + sum(len(p) for p in dev_parts[:i])))
         cfg = UpdateConfig(method=method, **cfg_kw)  # type: ignore[arg-type]
         res = update_model((model, tok, labels, task), train_parts[i], dev_parts[i], pool, old_dev, cfg)
-        out = WORK / method / f"inc{i + 1}"
+        out = WORK / label / f"inc{i + 1}"
         save_model(out, res.model, res.tokenizer)
         if current != base:
             shutil.rmtree(current, ignore_errors=True)  # keep only the latest version of each method
@@ -123,8 +132,8 @@ def run_method(method: str, data: dict[str, list], n_inc: int, prog: Progress, b
         row = {"increment": i + 1, "new_rows": len(train_parts[i]), "replayed": res.replayed,
                "seconds": round(res.seconds, 1), **scores(out, data)}
         rows.append(row)
-        prog.put(f"method:{method}", rows)
-        print(f"{method:<10} increment {i + 1}: phrasebank {row['phrasebank']:.4f} twitter {row['twitter']:.4f} "
+        prog.put(f"method:{label}", rows)
+        print(f"{label:<10} increment {i + 1}: phrasebank {row['phrasebank']:.4f} twitter {row['twitter']:.4f} "
               f"({row['seconds']} s)", flush=True)
     return rows
 
@@ -179,6 +188,10 @@ def main() -> None:
     ap.add_argument("--default-method", default="", help="Method the headline keys report (default: the best).")
     ap.add_argument("--skip-corrections", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="Smoke test: N rows per split, results under runs/.")
+    ap.add_argument("--replay", type=int, default=DEFAULT_REPLAY, help="Old rows replayed per increment.")
+    ap.add_argument("--merge", action="store_true",
+                    help="Keep the methods of the existing results file that this run does not measure (marked "
+                         "'from_earlier_run'); the headline keys come from this run's methods only.")
     args = ap.parse_args()
     global WORK, RESULTS
     if args.limit:
@@ -203,9 +216,11 @@ def main() -> None:
     if prog.get("joint") is None:
         prog.put("joint", scores(joint, data) | {"seconds": round(secs, 1)})
     print("joint", prog.get("joint"), flush=True)
-    cfg_kw: dict[str, Any] = {"epochs": 2, "replay": 1000, "reg_weight": 0.05, "batch_size": 32, "max_length": 64}
-    methods = [m for m in args.methods.split(",") if m]
-    table = {m: run_method(m, data, args.increments, prog, base, cfg_kw) for m in methods}
+    cfg_kw: dict[str, Any] = {"epochs": 2, "replay": args.replay, "reg_weight": 0.05, "batch_size": 32,
+                              "max_length": 64}
+    names = [m for m in args.methods.split(",") if m]
+    methods = [method_label(m, args.replay) for m in names]
+    table = {method_label(m, args.replay): run_method(m, data, args.increments, prog, base, cfg_kw) for m in names}
     base_s, joint_s = prog.get("base"), prog.get("joint")
 
     def bt(m: str) -> float:
@@ -217,7 +232,7 @@ def main() -> None:
     finished = [m for m in methods if len(table[m]) == args.increments and m != "naive"]
     # best: meets both targets if any does, then the smallest total shortfall
     best = min(finished, key=lambda m: (max(0, -1.0 - bt(m)) + max(0, gap(m) - 1.0), gap(m) - bt(m)))
-    default = args.default_method or best
+    default = method_label(args.default_method, args.replay) if args.default_method else best
     res: dict[str, Any] = {
         "protocol": __doc__.split("Protocol")[1].split("Every finished")[0].strip(),
         "base": base_s, "joint": joint_s, "methods": table, "update_settings": cfg_kw,
@@ -229,6 +244,14 @@ def main() -> None:
                            "update_seconds": round(sum(r["seconds"] for r in table[m]), 1)}
                        for m in methods if table[m]},
     }
+    if args.merge and RESULTS.is_file():
+        earlier = json.loads(RESULTS.read_text(encoding="utf-8"))
+        for m, row in earlier.get("per_method", {}).items():
+            if m not in res["per_method"]:
+                res["per_method"][m] = row | {"from_earlier_run": True,
+                                              "update_settings": earlier.get("update_settings")}
+                res["methods"][m] = earlier.get("methods", {}).get(m, [])
+        res["earlier_run"] = {k: earlier.get(k) for k in ("base", "joint", "default_method", "update_settings")}
     if not args.skip_corrections:
         if prog.get("corrections") is None:
             prog.put("corrections", corrections_run(data, base, default, cfg_kw))

@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[list[str], int]] = {
     "recommend": (["recommend.py"], 25),
     "recommend_scoring": (["recommend_scoring.py"], 5),
     "kg_store": (["kg_store.py"], 1),
+    "serve": (["serve.py"], 16),
 }
 
 
@@ -111,6 +112,13 @@ def table_rows() -> list[Row]:
                  f"{_fmt(kgs.get('oxigraph_reuse_s'))} / {_fmt(kgs.get('oxigraph_graph_rss_mb'), '.0f')}",
                  f"rdflib in memory {_fmt(kgs.get('memory_load_s'))} / {_fmt(kgs.get('memory_graph_rss_mb'), '.0f')}",
                  "kg_store"))
+    srv = _load("serve")
+    if srv:
+        rows.append(("serve", f"finance items/s, 32 clients x {srv.get('items_per_request', '?')} items per request "
+                     "(micro-batching) vs the offline pipeline, same run",
+                     f"{_fmt(srv.get('items_per_s_32'), '.1f')} ({_fmt(srv.get('ratio_32_vs_offline'), '.2f')}x)",
+                     f"offline {_fmt(srv.get('offline_items_per_s'), '.1f')}; no batching "
+                     f"{_fmt(srv.get('items_per_s_32_no_batching'), '.1f')}", "serve"))
     return rows
 
 
