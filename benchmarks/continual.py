@@ -254,7 +254,8 @@ def main() -> None:
         res["earlier_run"] = {k: earlier.get(k) for k in ("base", "joint", "default_method", "update_settings")}
     if not args.skip_corrections:
         if prog.get("corrections") is None:
-            prog.put("corrections", corrections_run(data, base, default, cfg_kw))
+            method_of = {method_label(m, args.replay): m for m in names} | {m: m for m in names}
+            prog.put("corrections", corrections_run(data, base, method_of[default], cfg_kw))
         res["corrections_run"] = prog.get("corrections")
     res["seconds_this_run"] = round(time.perf_counter() - started, 1)
     from kgfusion.core.fileio import atomic_write_json

@@ -53,7 +53,7 @@ def _corrections_rows(db: str, domain: str, field: str, task: str, work: Path) -
               help="Which corrections to learn: sentiment, topic or ner.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="The new version's bundle.")
 @click.option("--method", type=click.Choice(list(METHODS)), default=DEFAULT_METHOD, show_default=True)
-@click.option("--replay", type=int, default=1000, show_default=True, help="Old training rows mixed in.")
+@click.option("--replay", type=int, default=3000, show_default=True, help="Old training rows mixed in.")
 @click.option("--reg-weight", type=float, default=0.05, show_default=True, help="L2-SP / EWC strength.")
 @click.option("--epochs", type=int, default=2, show_default=True)
 @click.option("--lr", type=float, default=None, help="Default 3e-5 (5e-4 for --method adapter).")
