@@ -11,8 +11,9 @@ seed 13; the official test splits are not in the repo):
 - base: MiniLM full fine-tune on the PhraseBank 50-agree train split (lr 1e-4, cosine, layer-wise LR decay
   0.85, 3 epochs, early stopping on PhraseBank dev).
 - increments: the Twitter train split shuffled (seed 13) and cut into 4 equal parts (dev likewise); each
-  method updates the previous increment's model (core/lifecycle/update.py: 2 epochs, lr 3e-5, replay 1,000
-  rows from everything seen before, anchors at the previous version).
+  method updates the previous increment's model (core/lifecycle/update.py: 2 epochs, lr 3e-5, replay
+  ``--replay`` rows from everything seen before, default 1,000, the headline run 3,000: see update_settings;
+  anchors at the previous version).
 - after each increment: accuracy on the PhraseBank test split and on the Twitter test split.
 - joint: the base recipe on PhraseBank train + all of Twitter train at once (the upper bound).
 - backward_transfer_points = 100 x (PhraseBank accuracy after the last increment - base PhraseBank accuracy);
@@ -218,9 +219,9 @@ def main() -> None:
     print("joint", prog.get("joint"), flush=True)
     cfg_kw: dict[str, Any] = {"epochs": 2, "replay": args.replay, "reg_weight": 0.05, "batch_size": 32,
                               "max_length": 64}
-    names = [m for m in args.methods.split(",") if m]
-    methods = [method_label(m, args.replay) for m in names]
-    table = {method_label(m, args.replay): run_method(m, data, args.increments, prog, base, cfg_kw) for m in names}
+    method_of = {method_label(m, args.replay): m for m in args.methods.split(",") if m}  # results key -> method
+    methods = list(method_of)
+    table = {label: run_method(m, data, args.increments, prog, base, cfg_kw) for label, m in method_of.items()}
     base_s, joint_s = prog.get("base"), prog.get("joint")
 
     def bt(m: str) -> float:
@@ -248,13 +249,14 @@ def main() -> None:
         earlier = json.loads(RESULTS.read_text(encoding="utf-8"))
         for m, row in earlier.get("per_method", {}).items():
             if m not in res["per_method"]:
-                res["per_method"][m] = row | {"from_earlier_run": True,
-                                              "update_settings": earlier.get("update_settings")}
+                # a row carried by an earlier merge keeps the settings of the run that measured it
+                res["per_method"][m] = {"from_earlier_run": True,
+                                        "update_settings": earlier.get("update_settings")} | row
                 res["methods"][m] = earlier.get("methods", {}).get(m, [])
-        res["earlier_run"] = {k: earlier.get(k) for k in ("base", "joint", "default_method", "update_settings")}
+        res["earlier_run"] = earlier.get("earlier_run") or {
+            k: earlier.get(k) for k in ("base", "joint", "default_method", "update_settings")}
     if not args.skip_corrections:
         if prog.get("corrections") is None:
-            method_of = {method_label(m, args.replay): m for m in names} | {m: m for m in names}
             prog.put("corrections", corrections_run(data, base, method_of[default], cfg_kw))
         res["corrections_run"] = prog.get("corrections")
     res["seconds_this_run"] = round(time.perf_counter() - started, 1)
