@@ -17,7 +17,8 @@ import numpy as np
 from kgfusion.apps.finance.topics import TOPIC_HEAD
 from kgfusion.core.errors import ConfigError
 
-DEFAULTS: dict[str, Any] = {"word_max": 10000, "char_max": 20000, "C": 10.0, "class_weight": "balanced"}
+# C is a grid searched on the dev split (fused accuracy + macro-F1): on finsent-topics 30 won, 1.801 vs 1.790 for 10
+DEFAULTS: dict[str, Any] = {"word_max": 10000, "char_max": 20000, "C": [3.0, 10.0, 30.0], "class_weight": "balanced"}
 CARD_SECTION = "## Topic n-gram head"
 
 
@@ -63,18 +64,31 @@ def build_topic_lexical_head(bundle: str | Path, data_dir: str | Path, *, settin
     def texts(rows):
         return [e.text for e in rows]
 
-    head = fit_lexical_head(texts(topics.train), [e.label for e in topics.train], labels,
-                            word_max=int(opts["word_max"]), char_max=int(opts["char_max"]), c=float(opts["C"]),
-                            class_weight=opts["class_weight"])
     model_dev = predictor.predict_heads(texts(topics.dev))[TOPIC_HEAD]
-    tuned = tune_fusion(head, model_dev, head.predict_proba(texts(topics.dev)), [e.label for e in topics.dev])
+    grid = opts["C"] if isinstance(opts["C"], list) else [opts["C"]]
+    if not grid or not all(isinstance(c, int | float) and c > 0 for c in grid):
+        raise ConfigError(f"lexical_topic.C must be a positive number or a list of them, not {opts['C']!r}")
+    search: list[dict[str, Any]] = []
+    best: tuple[Any, dict[str, Any]] | None = None
+    for c in grid:  # one fit per C; the fusion weights are tuned for each, the best dev score wins
+        candidate = fit_lexical_head(texts(topics.train), [e.label for e in topics.train], labels,
+                                     word_max=int(opts["word_max"]), char_max=int(opts["char_max"]), c=float(c),
+                                     class_weight=opts["class_weight"])
+        tuned_c = tune_fusion(candidate, model_dev, candidate.predict_proba(texts(topics.dev)),
+                              [e.label for e in topics.dev])
+        search.append({"C": float(c)} | tuned_c)
+        if best is None or tuned_c["dev_accuracy_plus_macro_f1"] > best[1]["dev_accuracy_plus_macro_f1"]:
+            best = (candidate, {"C": float(c)} | tuned_c)
+    assert best is not None
+    head, tuned = best
     gold = np.array([index[e.label] for e in topics.test])
     model_test = predictor.predict_heads(texts(topics.test))[TOPIC_HEAD]
     lexical_test = head.predict_proba(texts(topics.test))
     from kgfusion.core.lexical import fuse_log_probs
 
     fused_test = fuse_log_probs(model_test, lexical_test, head.alpha, head.tau, head.log_prior)
-    report = {"backend": predictor.backend, "settings": opts, "fusion": tuned, "features": head.info,
+    report = {"backend": predictor.backend, "settings": opts, "fusion": tuned, "c_search": search,
+              "features": head.info,
               "test_n": len(topics.test),
               "model_only": _scores(gold, model_test, len(labels)),
               "ngram_only": _scores(gold, lexical_test, len(labels)),
@@ -99,13 +113,16 @@ def _card(bundle: Path, report: dict[str, Any]) -> str:
     head, sep, recipe = card.partition("\n## Recipe\n")
     head = head.split(f"\n{CARD_SECTION}\n")[0].rstrip()
     m, n, f = report["model_only"], report["ngram_only"], report["fused"]
+    grid = ", ".join(f"{row['C']:g}" for row in report.get("c_search", [report["fusion"]]))
     where = f"data/models/{bundle.name}" if bundle.parent.name == "models" else str(bundle)
     section = (
         f"\n\n{CARD_SECTION}\n"
         "The topic probabilities the apps use fuse the encoder's topic head with a class-balanced logistic "
         "regression over TF-IDF word 1-2-grams and character 2-5-grams (lexical_topic.npz, numpy-only at "
         f"inference, {report['file_kb']} kB): softmax((1-a)(log p_model - t log prior) + a log p_ngram), "
-        f"a = {report['fusion']['alpha']:.2f}, t = {report['fusion']['tau']:.2f} chosen on the topic dev split. "
+        f"a = {report['fusion']['alpha']:.2f}, t = {report['fusion']['tau']:.2f} and the regularisation "
+        f"C = {report['fusion']['C']:g} (of {grid}) chosen on the "
+        "topic dev split. "
         f"Held-out topic test split ({report['test_n']} tweets, {report['backend']}):\n\n"
         "| topic scorer | accuracy | macro-F1 |\n|---|---|---|\n"
         f"| encoder topic head only | {m['accuracy']:.4f} | {m['macro_f1']:.4f} |\n"
