@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, tuple[list[str], int]] = {
     "recommend_scoring": (["recommend_scoring.py"], 5),
     "kg_store": (["kg_store.py"], 1),
     "serve": (["serve.py"], 16),
+    "batch_invariance": (["batch_invariance.py"], 1),
 }
 
 
@@ -119,6 +120,12 @@ def table_rows() -> list[Row]:
                      f"{_fmt(srv.get('items_per_s_32'), '.1f')} ({_fmt(srv.get('ratio_32_vs_offline'), '.2f')}x)",
                      f"offline {_fmt(srv.get('offline_items_per_s'), '.1f')}; no batching "
                      f"{_fmt(srv.get('items_per_s_32_no_batching'), '.1f')}", "serve"))
+    inv = _load("batch_invariance").get("per_head", {}).get("sentiment")
+    if inv:  # dynamic int8 activation scales are per batch: an item's label can depend on its neighbours
+        moved = inv["batched_vs_shuffled"]
+        rows.append(("core", "sentiment labels that change when the same tweets are batched in another order",
+                     f"{moved['label_flips']} of {moved['items']}", "0 for a batch-invariant backend",
+                     "batch_invariance"))
     return rows
 
 

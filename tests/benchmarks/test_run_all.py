@@ -31,3 +31,13 @@ def test_readme_table_is_replaced_between_the_markers_only(tmp_path):
     no_markers = tmp_path / "other.md"
     no_markers.write_text("nothing here\n")
     assert not run_all.update_readme(table, no_markers) and no_markers.read_text() == "nothing here\n"
+
+
+def test_the_batch_invariance_row_appears_only_with_its_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_all, "RESULTS", tmp_path)
+    metric = "sentiment labels that change when the same tweets are batched in another order"
+    assert metric not in {m for _, m, *_ in run_all.table_rows()}
+    (tmp_path / "batch_invariance.json").write_text(json.dumps({"per_head": {"sentiment": {
+        "batched_vs_shuffled": {"label_flips": 8, "items": 953, "max_prob_diff": 0.37}}}}))
+    rows = {m: (ours, anchor) for _, m, ours, anchor, _ in run_all.table_rows()}
+    assert rows[metric] == ("8 of 953", "0 for a batch-invariant backend")
