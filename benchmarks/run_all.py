@@ -120,12 +120,15 @@ def table_rows() -> list[Row]:
                      f"{_fmt(srv.get('items_per_s_32'), '.1f')} ({_fmt(srv.get('ratio_32_vs_offline'), '.2f')}x)",
                      f"offline {_fmt(srv.get('offline_items_per_s'), '.1f')}; no batching "
                      f"{_fmt(srv.get('items_per_s_32_no_batching'), '.1f')}", "serve"))
-    inv = _load("batch_invariance").get("per_head", {}).get("sentiment")
-    if inv:  # dynamic int8 activation scales are per batch: an item's label can depend on its neighbours
-        moved = inv["batched_vs_shuffled"]
+    inv = _load("batch_invariance")
+    moved = inv.get("per_head", {}).get("sentiment", {}).get("batched_vs_shuffled")
+    if moved:  # dynamic int8 activation scales are per batch: an item's label can depend on its neighbours
+        per_token = inv.get("modes", {}).get("per-token", {}).get("per_head", {}).get("sentiment", {})
+        fixed = per_token.get("batched_vs_shuffled", {}).get("label_flips")
         rows.append(("core", "sentiment labels that change when the same tweets are batched in another order",
-                     f"{moved['label_flips']} of {moved['items']}", "0 for a batch-invariant backend",
-                     "batch_invariance"))
+                     f"{moved['label_flips']} of {moved['items']}",
+                     f"per-token int8: {fixed} ({_fmt(inv.get('per_token_speed_ratio'), '.2f')}x items/s)"
+                     if fixed is not None else "0 for a batch-invariant backend", "batch_invariance"))
     return rows
 
 

@@ -35,9 +35,12 @@ class OnnxModel:
 
     num_threads: intra-op threads (>= 1); default ``torch.get_num_threads()`` so ORT and torch
     compare fairly on the same machine.
+    per_token: quantize activations per token (core/per_token_quant.py) so a text's output does not depend
+    on the other texts in its batch; slower.
     """
 
-    def __init__(self, path: str | os.PathLike[str], num_threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], num_threads: int | None = None, *,
+                 per_token: bool = False) -> None:
         ort = import_onnxruntime()
         self.path = Path(path)
         if not self.path.is_file():
@@ -56,7 +59,19 @@ class OnnxModel:
         options.inter_op_num_threads = 1  # a BERT graph is a chain: parallelism lives inside ops
         options.log_severity_level = 3  # keep ORT's optimiser chatter off stderr
         self.num_threads = int(num_threads)
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.per_token = per_token
+        source: str | bytes = str(self.path)
+        if per_token:
+            import onnx
+
+            from kgfusion.core.per_token_quant import per_token_quantized
+
+            model, rewritten = per_token_quantized(onnx.load(str(self.path)))
+            if not rewritten:
+                raise ConfigError(f"{self.path}: no dynamically quantized MatMul to make per-token (an fp32 "
+                                  "graph is already batch-invariant: drop the per-token option)")
+            source = model.SerializeToString()
+        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.input_names: list[str] = [i.name for i in self.session.get_inputs()]
         self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
 

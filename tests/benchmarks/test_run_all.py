@@ -41,3 +41,9 @@ def test_the_batch_invariance_row_appears_only_with_its_results(tmp_path, monkey
         "batched_vs_shuffled": {"label_flips": 8, "items": 953, "max_prob_diff": 0.37}}}}))
     rows = {m: (ours, anchor) for _, m, ours, anchor, _ in run_all.table_rows()}
     assert rows[metric] == ("8 of 953", "0 for a batch-invariant backend")
+    (tmp_path / "batch_invariance.json").write_text(json.dumps({
+        "per_head": {"sentiment": {"batched_vs_shuffled": {"label_flips": 8, "items": 953}}},
+        "modes": {"per-token": {"per_head": {"sentiment": {"batched_vs_shuffled": {"label_flips": 0, "items": 953}}}}},
+        "per_token_speed_ratio": 0.576}))
+    rows = {m: (ours, anchor) for _, m, ours, anchor, _ in run_all.table_rows()}
+    assert rows[metric] == ("8 of 953", "per-token int8: 0 (0.58x items/s)")
