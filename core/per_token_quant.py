@@ -31,15 +31,22 @@ def per_token_quantized(model: Any) -> tuple[Any, int]:
     from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     weights = {i.name: i for i in graph.initializer}
     consumers: dict[str, list[Any]] = defaultdict(list)
     for node in graph.node:
         for name in node.input:
             consumers[name].append(node)
     consts = {"zero": np.array(0.0, np.float32), "u8max": np.array(255.0, np.float32),
-              "eps": np.array(1e-8, np.float32), "flat": np.array([-1], np.int64), "zp0": np.array(0, np.uint8)}
+              "eps": np.array(1e-8, np.float32), "flat": np.array([-1], np.int64), "zp0": np.array(0, np.uint8),
+              "last": np.array([-1], np.int64)}
     graph.initializer.extend(numpy_helper.from_array(v, f"{PREFIX}_{k}") for k, v in consts.items())
     c = {k: f"{PREFIX}_{k}" for k in consts}
+
+    def reduce(op: str, x: str, out: str) -> Any:  # over the last axis; opset 18 moved axes to an input
+        if opset >= 18:
+            return helper.make_node(op, [x, c["last"]], [out], keepdims=1)
+        return helper.make_node(op, [x], [out], axes=[-1], keepdims=1)
     replaced: dict[int, list[Any]] = {}  # id(node) -> the nodes that take its place
     after: dict[int, list[Any]] = defaultdict(list)  # id(node) -> nodes inserted right after it
     count = 0
@@ -50,8 +57,8 @@ def per_token_quantized(model: Any) -> tuple[Any, int]:
         p = f"{PREFIX}{count}_"
         count += 1
         replaced[id(node)] = [
-            helper.make_node("ReduceMin", [x], [p + "min"], axes=[-1], keepdims=1),
-            helper.make_node("ReduceMax", [x], [p + "max"], axes=[-1], keepdims=1),
+            reduce("ReduceMin", x, p + "min"),
+            reduce("ReduceMax", x, p + "max"),
             helper.make_node("Min", [p + "min", c["zero"]], [p + "lo"]),  # the range always holds 0
             helper.make_node("Max", [p + "max", c["zero"]], [p + "hi"]),
             helper.make_node("Sub", [p + "hi", p + "lo"], [p + "range"]),
