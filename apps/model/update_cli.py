@@ -14,7 +14,9 @@ from typing import Any
 import click
 
 from kgfusion.apps.common import emit, json_option
-from kgfusion.core.lifecycle.update import DEFAULT_METHOD, METHODS
+from kgfusion.core.lifecycle.update import DEFAULT_METHOD, METHODS, UpdateConfig
+
+DEFAULTS = UpdateConfig()  # the CLI's defaults are the config's, so the measured best lives in one place
 
 
 def _old_rows(bundle: Path, task: str, old_data: str | None, fmt: str, text_col: str, label_col: str):
@@ -53,21 +55,21 @@ def _corrections_rows(db: str, domain: str, field: str, task: str, work: Path) -
               help="Which corrections to learn: sentiment, topic or ner.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="The new version's bundle.")
 @click.option("--method", type=click.Choice(list(METHODS)), default=DEFAULT_METHOD, show_default=True)
-@click.option("--replay", type=int, default=3000, show_default=True, help="Old training rows mixed in.")
-@click.option("--reg-weight", type=float, default=0.05, show_default=True, help="L2-SP / EWC strength.")
-@click.option("--epochs", type=int, default=2, show_default=True)
+@click.option("--replay", type=int, default=DEFAULTS.replay, show_default=True, help="Old training rows mixed in.")
+@click.option("--reg-weight", type=float, default=DEFAULTS.reg_weight, show_default=True, help="L2-SP / EWC strength.")
+@click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True)
 @click.option("--lr", type=float, default=None, help="Default 3e-5 (5e-4 for --method adapter).")
 @click.option("--old-data", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The old version's training data (default: the file its data.json records).")
 @click.option("--format", "fmt", type=click.Choice(["auto", "csv", "jsonl", "phrasebank"]), default="auto")
 @click.option("--text-col", default="text", show_default=True)
 @click.option("--label-col", default="label", show_default=True)
-@click.option("--max-drop", type=float, default=1.0, show_default=True,
+@click.option("--max-drop", type=float, default=DEFAULTS.max_drop_points, show_default=True,
               help="Refuse to promote when old-task accuracy falls by more points than this.")
 @click.option("--force", is_flag=True, help="Promote even when the old task got worse than --max-drop.")
 @click.option("--by", "who", default="", help="Your name, recorded with the version.")
 @click.option("--no-register", is_flag=True, help="Write the bundle only; no registry version.")
-@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--quiet", is_flag=True)
 @json_option
 def update(bundle, data_path, corrections_db, domain, corr_field, out_dir, method, replay, reg_weight, epochs, lr,
