@@ -11,9 +11,9 @@ seed 13; the official test splits are not in the repo):
 - base: MiniLM full fine-tune on the PhraseBank 50-agree train split (lr 1e-4, cosine, layer-wise LR decay
   0.85, 3 epochs, early stopping on PhraseBank dev).
 - increments: the Twitter train split shuffled (seed 13) and cut into 4 equal parts (dev likewise); each
-  method updates the previous increment's model (core/lifecycle/update.py: 2 epochs, lr 3e-5, replay
-  ``--replay`` rows from everything seen before, default 1,000, the headline run 3,000: see update_settings;
-  anchors at the previous version).
+  method updates the previous increment's model (core/lifecycle/update.py: ``--epochs`` epochs, default 2;
+  lr 3e-5 unless ``--lr``; replay ``--replay`` rows from everything seen before, default 1,000, the headline
+  run 3,000; each row's settings are in update_settings; anchors at the previous version).
 - after each increment: accuracy on the PhraseBank test split and on the Twitter test split.
 - joint: the base recipe on PhraseBank train + all of Twitter train at once (the upper bound).
 - backward_transfer_points = 100 x (PhraseBank accuracy after the last increment - base PhraseBank accuracy);
@@ -204,7 +204,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None, help="Update learning rate (default: the method's own).")
     ap.add_argument("--merge", action="store_true",
                     help="Keep the methods of the existing results file that this run does not measure (marked "
-                         "'from_earlier_run'); the headline keys come from this run's methods only.")
+                         "'from_earlier_run'); the best method, which the headline keys report, is chosen over "
+                         "this run's and the carried ones.")
     args = ap.parse_args()
     global WORK, RESULTS
     if args.limit:

@@ -76,9 +76,10 @@ def build_topic_lexical_head(bundle: str | Path, data_dir: str | Path, *, settin
                                      class_weight=opts["class_weight"])
         tuned_c = tune_fusion(candidate, model_dev, candidate.predict_proba(texts(topics.dev)),
                               [e.label for e in topics.dev])
-        search.append({"C": float(c)} | tuned_c)
-        if best is None or tuned_c["dev_accuracy_plus_macro_f1"] > best[1]["dev_accuracy_plus_macro_f1"]:
-            best = (candidate, {"C": float(c)} | tuned_c)
+        row = {"C": float(c)} | tuned_c
+        search.append(row)
+        if best is None or row["dev_accuracy_plus_macro_f1"] > best[1]["dev_accuracy_plus_macro_f1"]:
+            best = (candidate, row)
     assert best is not None
     head, tuned = best
     gold = np.array([index[e.label] for e in topics.test])
