@@ -84,6 +84,11 @@ def run_one(task: str, path: Path, retrain: bool) -> None:
     if (out / "bundle" / "metrics.json").is_file():
         return
     recipe = load_recipe(path)
+    base = recipe.base.get("pretrained")
+    if base and not (ROOT / base).is_dir():  # a continued-pretraining base is built once, by its own command
+        print(f"== {task}/{name}: skipped, its pretrained base {base} is missing; build it with: "
+              f"{recipe.base.get('command', 'kgfusion model pretrain ...')}", flush=True)
+        return
     onnx = bool(recipe.data.get("onnx", False))
     print(f"== {task}/{name}: {recipe.description}", flush=True)
     t0 = time.perf_counter()
@@ -99,7 +104,8 @@ def table(results: dict) -> str:
         lines.append("|---" * (len(keys) + 3) + "|")
         for name, r in rows.items():
             cells = [f"{r[k]:.4f}" if isinstance(r.get(k), float) else "" for k in keys]
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {r.get('train_seconds') or ''} | {r['shipped_mb']} |")
+            label = f"{name} (from {r['source'].split('(')[-1].split(';')[0]}" if r.get("source") else name
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {r.get('train_seconds') or ''} | {r['shipped_mb']} |")
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ from kgfusion.apps.ui.catalog import int8_pairs, list_bundles, load_results, qua
 from kgfusion.apps.ui.drift_view import render as render_drift
 from kgfusion.apps.ui.pareto_view import render as render_pareto
 from kgfusion.apps.ui.render import escape_markdown
+from kgfusion.apps.ui.training_view import render as render_training
 from kgfusion.apps.ui.versions_view import render as render_versions
 
 st.title("Models")
@@ -93,6 +94,7 @@ if others:
     st.dataframe(pd.DataFrame([{"benchmark": stem, **row} for stem, pairs in others.items() for row in pairs])
                  .round(4), hide_index=True, width="stretch")
 
+render_training(results)  # shipped figures vs targets and anchors; the recipe ablation (apps/ui/training_view.py)
 render_pareto(results)  # fast vs accurate variants per task (apps/ui/pareto_view.py)
 render_drift()  # drift of the finance feed vs its training reference (apps/ui/drift_view.py)
 render_versions()  # the model version registry, promoted versions marked (apps/ui/versions_view.py)
