@@ -235,9 +235,12 @@ class ClinicalExtractor:
                 uri = self._names.resolve_name(x.long) if self._names is not None else None
                 label = TYPE_LABEL.get(self._names.kb.by_uri[uri].type) if uri else None
                 if label is None and x.definition is not None:
-                    d = x.definition  # the long form found by the model / gazetteer gives the label
+                    # the long form found by the model / gazetteer gives the label, when that span holds the long
+                    # form's last word: English noun phrases are head-final, so "breast cancer susceptibility gene 1
+                    # (BRCA1)" names a gene even though "breast cancer" is a Disease (NCBI dev: 5 wrong, 1 right)
+                    d = x.definition
                     label = next((s.label for s in [*model_spans, *gaz]
-                                  if s.start < d.long_end and s.end > d.long_start), None)
+                                  if s.start < d.long_end <= s.end), None)
                 if label is None:
                     continue  # overlaps with model spans are settled by fuse_spans like any other
                 abbr_spans.append({"start": x.start, "end": x.end, "label": label, "score": ABBREVIATION_SCORE,

@@ -207,3 +207,17 @@ def test_aspirin_links_through_its_synonym(make_extractor):
     (m,) = [m for m in r.mentions if m.label == "Chemical"]
     assert m.text == "Aspirin" and m.concept is not None
     assert m.concept.codes["DRUGBANK"] == ["DB00945"] and m.concept.label == "Acetylsalicylic acid"
+
+
+def test_defined_abbreviation_takes_a_label_only_from_a_span_holding_the_long_forms_head(make_extractor):
+    from tests.apps.medical.conftest import KeywordPredictor
+
+    pred = KeywordPredictor({r"breast cancer": "Disease", r"adenomatous polyposis": "Disease"}, score=0.9)
+    r = make_extractor(predictor=pred).extract(
+        "Mutations of the breast cancer susceptibility gene 1 (BRCA1) raise the risk. "
+        "Familial adenomatous polyposis (FAP) is rare; FAP needs colonoscopy.")
+    texts = [m.text for m in r.mentions]
+    assert "breast cancer" in texts and "BRCA1" not in texts  # the long form's head is "gene 1": not a Disease
+    fap = [m for m in r.mentions if m.text == "FAP"]
+    assert len(fap) == 2 and all(m.label == "Disease" and m.sources == ["abbreviation"] for m in fap)
+    assert any(x.short == "BRCA1" and x.source == "definition" for x in r.abbreviations)  # still expanded
