@@ -64,6 +64,11 @@ def collect(task: str, name: str) -> dict | None:
     row |= {"train_seconds": m.get("recipe_seconds", m.get("train_seconds")), "train_steps": m.get("train_steps"),
             "shipped_mb": shipped_mb(bundle), "method": recipe.get("train", {}).get("method"),
             "description": recipe.get("description", "")}
+    base = recipe.get("base", {}).get("pretrained")
+    log = ROOT / base / "pretrain_log.json" if base else None
+    if log is not None and log.is_file():  # the continued pretraining is paid once per base, reported beside
+        last = json.loads(log.read_text())["log"][-1]
+        row |= {"pretrain_seconds": last.get("seconds"), "pretrain_heldout_mlm_loss": last.get("eval_loss")}
     ens = m.get("details", {}).get("ensemble", {})
     if ens.get("teachers"):
         row["teachers"] = ens["teachers"]
