@@ -101,6 +101,32 @@ def run_one(task: str, path: Path, retrain: bool) -> None:
     print(f"   done in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
+def ensemble_row(task: str, names: list[str]) -> tuple[str, dict]:
+    """Devel F1 of the average of finished configurations' fp32 models (NER tasks; no new training)."""
+    from kgfusion.apps.medical.train import MedicalData, evaluate_devel, headline, load_medical_splits
+    from kgfusion.core.ensemble import EnsemblePredictor
+    from kgfusion.core.predict import Predictor
+
+    if task not in ("ncbi", "bc5cdr"):
+        raise SystemExit(f"--ensemble: only the NER tasks (ncbi, bc5cdr), not {task}")
+    seeds = []
+    for name in names:
+        found = sorted((WORK / task / name / "work").glob("seed-*/model.safetensors"))
+        if not found:
+            raise SystemExit(f"--ensemble: {task}/{name} has no trained fp32 model under {WORK / task / name / 'work'}; "
+                             f"train it first: python benchmarks/training.py --task {task} --only {name}")
+        seeds.append(found[0].parent)
+    _, _, devel, _ = load_medical_splits(MedicalData.default(task, ROOT / "data", 0.1, 13))
+    t0 = time.perf_counter()
+    ens = EnsemblePredictor([Predictor.from_bundle(s) for s in seeds], decoder="viterbi")
+    m = headline("devel", evaluate_devel(ens, devel))
+    row = {k: m[k] for k in KEYS[task] if k in m} | {
+        "method": "ensemble", "teachers": names, "train_seconds": None, "eval_seconds": round(time.perf_counter() - t0, 1),
+        "shipped_mb": round(sum(collect(task, n)["shipped_mb"] for n in names), 2),
+        "description": "average of the members' tag probabilities, constrained Viterbi: " + " + ".join(names)}
+    return "ensemble-" + "+".join(names), row
+
+
 def table(results: dict) -> str:
     lines = []
     for task, rows in results["tasks"].items():
@@ -120,12 +146,14 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated configuration names")
     ap.add_argument("--retrain", default="", help="comma-separated configurations to train again")
     ap.add_argument("--table", action="store_true", help="train nothing; collect and print")
+    ap.add_argument("--ensemble", default="", help="TASK:NAME,NAME: score the average of finished configurations "
+                    "(NER tasks) and add it as a row; trains nothing")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     tasks = args.task or list(TASKS)
     only = {n for n in args.only.split(",") if n}
     retrain = {n for n in args.retrain.split(",") if n}
-    if not args.table:
+    if not args.table and not args.ensemble:
         for task in tasks:
             for path in configurations(task):
                 if not only or path.stem in only:
@@ -137,6 +165,10 @@ def main() -> None:
         rows = {p.stem: r for p in configurations(task) if (r := collect(task, p.stem)) is not None}
         if rows:  # merge: a configuration whose run folder is gone keeps its recorded row
             results["tasks"].setdefault(task, {}).update(rows)
+    if args.ensemble:
+        task, _, names = args.ensemble.partition(":")
+        name, row = ensemble_row(task, [n for n in names.split(",") if n])
+        results["tasks"].setdefault(task, {})[name] = row
     atomic_write_json(RESULTS, results)
     print(table(results))
 
