@@ -122,7 +122,7 @@ def ensemble_row(task: str, names: list[str]) -> tuple[str, dict]:
     m = headline("devel", evaluate_devel(ens, devel))
     row = {k: m[k] for k in KEYS[task] if k in m} | {
         "method": "ensemble", "teachers": names, "train_seconds": None, "eval_seconds": round(time.perf_counter() - t0, 1),
-        "shipped_mb": round(sum(collect(task, n)["shipped_mb"] for n in names), 2),
+        "shipped_mb": round(sum((collect(task, n) or {}).get("shipped_mb", 0.0) for n in names), 2),
         "description": "average of the members' tag probabilities, constrained Viterbi: " + " + ".join(names)}
     return "ensemble-" + "+".join(names), row
 
